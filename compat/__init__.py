@@ -1,0 +1,1 @@
+"""The strangler: routes each legacy function to the legacy SQL, the ORM, or both."""

@@ -1,0 +1,175 @@
+"""Legacy side: get_db_connection(), the one door through which legacy SQL reaches PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+import psycopg2.sql
+
+__all__ = [
+    "database_dsn",
+    "execute",
+    "fetch_all",
+    "fetch_one",
+    "get_db_connection",
+    "lend_connection",
+]
+
+Params = Sequence[Any] | Mapping[str, Any]
+Query = str | psycopg2.sql.Composable
+
+# The legacy code returned uuid columns as str: psycopg2's default. A connection
+# that SQLAlchemy opened has psycopg2's UUID adapter registered on it, so cursors
+# handed out through lend_connection() override it back, per cursor.
+_UUID_OID = 2950
+_UUID_ARRAY_OID = 2951
+_UUID_AS_TEXT = psycopg2.extensions.new_type(
+    (_UUID_OID,), "UUID_AS_TEXT", lambda value, _cur: value
+)
+_UUID_ARRAY_AS_TEXT = psycopg2.extensions.new_array_type(
+    (_UUID_ARRAY_OID,), "UUID_ARRAY_AS_TEXT", _UUID_AS_TEXT
+)
+
+
+def database_dsn() -> str:
+    """Return the libpq connection string: DATABASE_URL, else the POSTGRES_* variables.
+
+    A SQLAlchemy-style URL (``postgresql+psycopg2://``) is accepted too; the
+    driver suffix is dropped because libpq does not know it.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+", 1)[0]
+        return urlunsplit((scheme, *parts[1:]))
+    fields = {
+        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "port": os.environ.get("POSTGRES_PORT", "5432"),
+        "dbname": os.environ.get("POSTGRES_DB", "postgres"),
+        "user": os.environ.get("POSTGRES_USER", "postgres"),
+        "password": os.environ.get("POSTGRES_PASSWORD"),
+    }
+    return psycopg2.extensions.make_dsn(**{k: v for k, v in fields.items() if v})
+
+
+def _connect() -> psycopg2.extensions.connection:
+    params = psycopg2.extensions.parse_dsn(database_dsn())
+    # Naive TIMESTAMP columns meet CURRENT_TIMESTAMP in the session's zone:
+    # pin it, so that "now" means UTC on every connection.
+    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
+    conn: psycopg2.extensions.connection = psycopg2.connect(**params)
+    return conn
+
+
+class _LentConnection:
+    """A connection someone else owns, as legacy code sees it.
+
+    Legacy functions commit and close the connection they get; on a lent one
+    those calls do nothing, so the lender decides when the transaction ends.
+    A failed statement still aborts the lender's transaction (PostgreSQL's
+    rule); the exception reaches the lender, which rolls back.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+        self._conn = conn
+
+    def cursor(self, *args: Any, **kwargs: Any) -> psycopg2.extensions.cursor:
+        cur: psycopg2.extensions.cursor = self._conn.cursor(*args, **kwargs)
+        psycopg2.extensions.register_type(_UUID_AS_TEXT, cur)
+        psycopg2.extensions.register_type(_UUID_ARRAY_AS_TEXT, cur)
+        return cur
+
+    def commit(self) -> None:
+        """The lender commits."""
+
+    def rollback(self) -> None:
+        """The lender rolls back, when the exception reaches it."""
+
+    def close(self) -> None:
+        """The lender closes."""
+
+    def __enter__(self) -> _LentConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+_lent: ContextVar[_LentConnection | None] = ContextVar("legacy_lent_connection", default=None)
+
+
+def get_db_connection() -> psycopg2.extensions.connection:
+    """Return a connection for one legacy call.
+
+    Normally a new connection (the caller commits and closes it). Inside
+    ``lend_connection()`` it is the lent connection, whose commit and close
+    are left to the lender.
+    """
+    lent = _lent.get()
+    if lent is not None:
+        return cast(psycopg2.extensions.connection, lent)
+    return _connect()
+
+
+@contextmanager
+def lend_connection(conn: psycopg2.extensions.connection) -> Iterator[None]:
+    """Make every legacy call in this context (thread or task) run on ``conn``.
+
+    This is the seam through which the compat layer shares one transaction
+    between the legacy and ORM paths, and through which tests run legacy
+    functions in a transaction they roll back. No legacy function changes.
+    """
+    token = _lent.set(_LentConnection(conn))
+    try:
+        yield
+    finally:
+        _lent.reset(token)
+
+
+def _run(sql: Query, params: Params, fetch: str) -> Any:
+    conn = get_db_connection()
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql, params)
+            if fetch == "one":
+                row = cur.fetchone()
+                result: Any = None if row is None else dict(row)
+            elif fetch == "all":
+                result = [dict(row) for row in cur.fetchall()]
+            else:
+                result = cur.rowcount
+        conn.commit()
+        return result
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def fetch_one(sql: Query, params: Params = ()) -> dict[str, Any] | None:
+    """Run one statement in its own transaction; return its first row as a dict."""
+    return cast(dict[str, Any] | None, _run(sql, params, "one"))
+
+
+def fetch_all(sql: Query, params: Params = ()) -> list[dict[str, Any]]:
+    """Run one statement in its own transaction; return every row as a dict."""
+    return cast(list[dict[str, Any]], _run(sql, params, "all"))
+
+
+def execute(sql: Query, params: Params = ()) -> int:
+    """Run one statement in its own transaction; return how many rows it touched."""
+    return cast(int, _run(sql, params, "count"))
