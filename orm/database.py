@@ -1,0 +1,114 @@
+"""ORM side: the engine, the session factory and get_db_session(), all built lazily."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = [
+    "DRIVER",
+    "database_url",
+    "dispose_engine",
+    "get_db_session",
+    "get_engine",
+    "get_session_factory",
+]
+
+# SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we stay on psycopg2.
+DRIVER = "postgresql+psycopg2"
+
+_lock = threading.Lock()
+_engine: sa.Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+
+
+def database_url() -> sa.URL:
+    """The database URL with the psycopg2 dialect: DATABASE_URL, else the POSTGRES_* variables."""
+    raw = os.environ.get("DATABASE_URL")
+    if raw:
+        return sa.make_url(raw).set(drivername=DRIVER)
+    port = os.environ.get("POSTGRES_PORT", "5432")
+    return sa.URL.create(
+        DRIVER,
+        username=os.environ.get("POSTGRES_USER", "postgres"),
+        password=os.environ.get("POSTGRES_PASSWORD") or None,
+        host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        port=int(port),
+        database=os.environ.get("POSTGRES_DB", "postgres"),
+    )
+
+
+def create_engine(url: sa.URL | str, **kwargs: Any) -> sa.Engine:
+    """An engine as the layer needs it: psycopg2, pre-ping, session time zone UTC."""
+    url = sa.make_url(url).set(drivername=DRIVER)
+    existing = url.query.get("options") or ()
+    given = [existing] if isinstance(existing, str) else list(existing)
+    options = " ".join([*given, "-c TimeZone=UTC"])
+    url = url.difference_update_query(["options"])
+    kwargs.setdefault("pool_pre_ping", True)
+    connect_args = {**kwargs.pop("connect_args", {}), "options": options}
+    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def get_engine() -> sa.Engine:
+    """The process's engine, built on first use from the environment."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = create_engine(database_url())
+    return _engine
+
+
+def get_session_factory() -> sessionmaker[Session]:
+    """The process's session factory; its sessions keep instances readable after commit."""
+    global _session_factory
+    if _session_factory is None:
+        with _lock:
+            if _session_factory is None:
+                _session_factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
+    return _session_factory
+
+
+def dispose_engine() -> None:
+    """Close every pooled connection and forget the engine; the next use builds a new one."""
+    global _engine, _session_factory
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _session_factory = None
+
+
+def _forget_engine_after_fork() -> None:
+    # A child must not share its parent's sockets: drop the pool without
+    # closing the parent's connections, and build afresh on first use.
+    global _engine, _session_factory, _lock
+    _lock = threading.Lock()
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = None
+    _session_factory = None
+
+
+os.register_at_fork(after_in_child=_forget_engine_after_fork)
+
+
+@contextmanager
+def get_db_session() -> Iterator[Session]:
+    """A session that commits when the block succeeds, rolls back when it raises, then closes."""
+    session = get_session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

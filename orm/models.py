@@ -1,0 +1,103 @@
+"""ORM side: the models, matching legacy/schema.sql column for column and index for index."""
+
+from __future__ import annotations
+
+import uuid as uuid_
+from datetime import datetime
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "UploadedFile", "UserSession"]
+
+# PostgreSQL's own default names, which the hand-run SQL got, plus the
+# idx_<table>_<columns> names it gave its indexes.
+NAMING_CONVENTION = {
+    "ix": "idx_%(table_name)s_%(column_0_N_name)s",
+    "uq": "%(table_name)s_%(column_0_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+_NOW = text("CURRENT_TIMESTAMP")
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata names constraints as the legacy schema does."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserSession(Base):
+    """A chat session and its email-verification state."""
+
+    __tablename__ = "user_sessions"
+
+    uuid: Mapped[uuid_.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text, index=True)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, server_default=_NOW, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, server_default=_NOW, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    ip_address: Mapped[str | None] = mapped_column(Text)
+    consent_user_data: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=false(), index=True
+    )
+    verification_code: Mapped[str | None] = mapped_column(String(6))
+    verification_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_verification_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    verification_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    is_email_verified: Mapped[bool] = mapped_column(Boolean, server_default=false(), index=True)
+    resend_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_resend_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    last_resend_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index(
+            "idx_user_sessions_is_email_verified_completed_at", "is_email_verified", "completed_at"
+        ),
+        Index(
+            "idx_user_sessions_pending_verification_expiry",
+            "verification_expires_at",
+            postgresql_where=text("verification_expires_at IS NOT NULL"),
+        ),
+    )
+
+
+class UploadedFile(Base):
+    """Metadata of one file a session uploaded to object storage; soft-deleted via deleted_at."""
+
+    __tablename__ = "uploaded_files"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    session_uuid: Mapped[uuid_.UUID] = mapped_column(
+        Uuid, ForeignKey("user_sessions.uuid", ondelete="CASCADE")
+    )
+    filename: Mapped[str] = mapped_column(Text)
+    storage_key: Mapped[str] = mapped_column(Text, unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(CHAR(64))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        CheckConstraint("size_bytes >= 0", name="size_bytes"),
+        Index("idx_uploaded_files_session_uuid_uploaded_at", "session_uuid", "uploaded_at"),
+    )
