@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -23,7 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "UploadedFile", "UserSession"]
+__all__ = [
+    "Base",
+    "CompatFlag",
+    "CompatFlagAudit",
+    "CompatObservation",
+    "UploadedFile",
+    "UserSession",
+]
 
 # PostgreSQL's own default names, which the hand-run SQL got, plus the
 # idx_<table>_<columns> names it gave its indexes.
@@ -101,3 +109,63 @@ class UploadedFile(Base):
         CheckConstraint("size_bytes >= 0", name="size_bytes"),
         Index("idx_uploaded_files_session_uuid_uploaded_at", "session_uuid", "uploaded_at"),
     )
+
+
+# -- The migration layer's own tables (compat/ reads and writes them) --------
+
+
+class CompatFlag(Base):
+    """The shared flag of one facade function, set through `compat flags set`."""
+
+    __tablename__ = "compat_flags"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    mode: Mapped[str] = mapped_column(Text)
+    sample_rate: Mapped[float] = mapped_column(Double, server_default=text("1"))
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("mode IN ('legacy', 'shadow', 'live', 'orm')", name="mode"),
+        CheckConstraint("sample_rate >= 0 AND sample_rate <= 1", name="sample_rate"),
+    )
+
+
+class CompatFlagAudit(Base):
+    """One flag change: who, when, from what to what, and why. Append-only (a trigger says so)."""
+
+    __tablename__ = "compat_flag_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    old_mode: Mapped[str | None] = mapped_column(Text)
+    new_mode: Mapped[str] = mapped_column(Text)
+    old_sample_rate: Mapped[float | None] = mapped_column(Double)
+    new_sample_rate: Mapped[float] = mapped_column(Double)
+    changed_by: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("btrim(reason) <> ''", name="reason"),
+        Index("idx_compat_flag_audit_key_changed_at", "key", "changed_at"),
+    )
+
+
+class CompatObservation(Base):
+    """One compared facade call, as the table publisher records it (values redacted)."""
+
+    __tablename__ = "compat_observations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    observed_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+    key: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(Text)
+    serving: Mapped[str] = mapped_column(Text)
+    matched: Mapped[bool] = mapped_column(Boolean)
+    legacy_ms: Mapped[float | None] = mapped_column(Double)
+    orm_ms: Mapped[float | None] = mapped_column(Double)
+    candidate_error: Mapped[str | None] = mapped_column(Text)
+    diff: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("idx_compat_observations_key_observed_at", "key", "observed_at"),)
