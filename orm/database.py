@@ -23,7 +23,8 @@ __all__ = [
 # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we stay on psycopg2.
 DRIVER = "postgresql+psycopg2"
 
-_lock = threading.Lock()
+# Re-entrant: get_session_factory() builds the engine while it holds the lock.
+_lock = threading.RLock()
 _engine: sa.Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 
@@ -90,7 +91,7 @@ def _forget_engine_after_fork() -> None:
     # A child must not share its parent's sockets: drop the pool without
     # closing the parent's connections, and build afresh on first use.
     global _engine, _session_factory, _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     if _engine is not None:
         _engine.dispose(close=False)
     _engine = None

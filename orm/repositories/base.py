@@ -1,0 +1,304 @@
+"""ORM side: BaseRepository[ModelT], the generic repository every model's repository builds on.
+
+Rules every repository follows:
+
+- The caller owns the transaction. A repository bound to a session only ever
+  flushes; a standalone one (no session given) runs each call in its own
+  session from ``orm.database.get_db_session()``, which commits.
+- Time comes from the database (``CURRENT_TIMESTAMP``), never from Python.
+- Every statement that returns instances runs with ``populate_existing``: an
+  instance already in the identity map is overwritten with the row just read
+  or written, never handed back stale. No statement synchronizes or expires
+  the session's other instances, so an instance handed out earlier stays
+  readable after its session closed (it may be older than the row by then).
+- Column names from a caller are looked up among the model's mapped columns,
+  never passed to ``getattr``; values are type-checked before any SQL runs, so
+  bad input cannot abort the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Final, Generic, TypeVar, cast
+
+import psycopg2.extensions
+from sqlalchemy import CursorResult, Executable
+from sqlalchemy.orm import Session
+
+from orm.database import get_db_session
+from orm.models import Base
+from orm.repositories.bulk import copy_batches, send
+from orm.repositories.mapping import PK_PARAM, describe
+from orm.repositories.query import (
+    Filter,
+    FilterOp,
+    Order,
+    OrderSpec,
+    Shape,
+    SortKey,
+    insert_statement,
+    select_statement,
+    update_statement,
+)
+
+__all__ = ["BaseRepository"]
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+# Instances come back fresh from their rows; nothing else in the session is
+# touched (see the module docstring).
+_FRESH: Final[Mapping[str, Any]] = {"populate_existing": True, "synchronize_session": False}
+_QUIET: Final[Mapping[str, Any]] = {"synchronize_session": False}
+
+
+class BaseRepository(Generic[ModelT]):
+    """Generic reads and writes of one model, and the session scope every repository uses.
+
+    A subclass names its model: ``class Things(BaseRepository[Thing]): model = Thing``.
+    Given a Session the caller owns, the repository runs every call in it
+    and never commits; given none, each call runs in a session of its own
+    that commits when the call succeeds.
+
+    Models with a ``deleted_at`` column are soft-deleted: ``delete`` stamps
+    it and every read skips stamped rows. Models with an ``updated_at``
+    column get it set to CURRENT_TIMESTAMP by every write.
+    """
+
+    model: type[ModelT]
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._model = describe(self.model)
+        # Built once: entering it costs next to nothing on every call.
+        self._bound = None if session is None else nullcontext(session)
+
+    def _scope(self) -> AbstractContextManager[Session]:
+        """The caller's session; or, standalone, a new one committed when the block succeeds."""
+        if self._bound is not None:
+            return self._bound
+        return get_db_session()
+
+    def _where(self, method: str) -> str:
+        """How errors name the method: ``UserSessionRepository.update``."""
+        return f"{type(self).__name__}.{method}"
+
+    def _check_key(self, key: object, method: str) -> None:
+        """Raise TypeError unless ``key`` has the primary key's type (a UUID, an int)."""
+        pk = self._model.pk
+        if type(key) is not pk.python_type:
+            pk.check(key, self._where(method))
+
+    def _check(self, method: str, **values: object) -> None:
+        """Raise before any SQL runs unless every value fits its column's type."""
+        self._model.check_values(values, self._where(method))
+
+    # The only places that talk to the session.
+
+    def _one(self, statement: Executable, params: Mapping[str, Any]) -> ModelT | None:
+        """The instance the statement returns, fresh from its row, or None."""
+        with self._scope() as session:
+            found = session.scalars(statement, params, execution_options=_FRESH).one_or_none()
+        return cast("ModelT | None", found)
+
+    def _all(self, statement: Executable, params: Mapping[str, Any]) -> builtins.list[ModelT]:
+        """Every instance the statement returns, fresh from the rows, in order."""
+        with self._scope() as session:
+            found = session.scalars(statement, params, execution_options=_FRESH).all()
+        return cast("builtins.list[ModelT]", found)
+
+    def _scalar(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row."""
+        with self._scope() as session:
+            return session.scalar(statement, params)
+
+    def _scalars(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The first column of every row."""
+        with self._scope() as session:
+            return session.scalars(statement, params).all()
+
+    def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """Every row of a statement that returns columns, not instances."""
+        with self._scope() as session:
+            return session.execute(statement, params).all()
+
+    def _rowcount(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run an UPDATE or DELETE; return how many rows it touched."""
+        with self._scope() as session:
+            result = session.execute(statement, params, execution_options=_QUIET)
+            return cast("CursorResult[Any]", result).rowcount
+
+    # Generic operations.
+
+    def get_by_id(self, id: Any, /) -> ModelT | None:
+        """The row with this primary key (a live one, for soft-deleted models), or None."""
+        self._check_key(id, "get_by_id")
+        return self._one(self._model.get_by_id, {PK_PARAM: id})
+
+    def exists(self, id: Any, /) -> bool:
+        """Whether a row with this primary key exists (and is live)."""
+        self._check_key(id, "exists")
+        return bool(self._scalar(self._model.exists, {PK_PARAM: id}))
+
+    def create(self, **values: Any) -> ModelT:
+        """Insert one row from column values; return it as stored, with its defaults."""
+        keys = self._model.check_values(values, self._where("create"))
+        params = {f"set_{key}": values[key] for key in keys}
+        created = self._one(insert_statement(self._model, keys), params)
+        assert created is not None  # INSERT ... RETURNING returns the row or raises
+        return created
+
+    def create_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert many rows (mappings of column values) through COPY; return how many.
+
+        Every row is checked before anything is sent; columns a row leaves
+        out take their defaults. A database error (a duplicate key, a missing
+        NOT NULL column) raises the SQLAlchemy exception an INSERT would, and
+        leaves the transaction aborted, as any failed statement does.
+        """
+        batches = copy_batches(self._model, rows, self._where("create_many"))
+        with self._scope() as session:
+            # COPY bypasses the unit of work: send what is pending first, in order.
+            session.flush()
+            dbapi = session.connection().connection.dbapi_connection
+            return send(cast(psycopg2.extensions.connection, dbapi), batches)
+
+    def update(self, id: Any, data: Mapping[str, Any], /) -> ModelT | None:
+        """Set these columns (and updated_at, where the model has it); return the new row.
+
+        None when there is no such (live) row.
+        """
+        self._check_key(id, "update")
+        keys = self._model.check_values(data, self._where("update"))
+        if not keys and self._model.touch is None:
+            return self.get_by_id(id)
+        params = {PK_PARAM: id, **{f"set_{key}": data[key] for key in keys}}
+        return self._one(update_statement(self._model, keys), params)
+
+    def delete(self, id: Any, /) -> bool:
+        """Delete the row: soft (stamp deleted_at) where the model has that column, else for good.
+
+        False when there is no such (live) row.
+        """
+        self._check_key(id, "delete")
+        return self._rowcount(self._model.delete, {PK_PARAM: id}) == 1
+
+    def count(self, filters: Sequence[Filter] = ()) -> int:
+        """How many (live) rows match every filter."""
+        statement, params = self._select(
+            "count", filters, order=(), limit=None, offset=0, after=None, count=True
+        )
+        return int(self._scalar(statement, params))
+
+    def list(
+        self,
+        filters: Sequence[Filter] = (),
+        *,
+        order: OrderSpec | Sequence[OrderSpec] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        after: SortKey | None = None,
+    ) -> builtins.list[ModelT]:
+        """One page of (live) rows matching every filter.
+
+        ``order`` takes ``Order`` values or strings (``"-created_at"`` is
+        descending); NULLs sort last and the primary key, ascending, always
+        breaks ties, so pages never overlap. Page with ``limit`` and either
+        ``offset`` or ``after=`` the ``sort_key()`` of the previous page's
+        last row (keyset pagination; pass the same ``order``).
+        """
+        statement, params = self._select(
+            "list", filters, order=order, limit=limit, offset=offset, after=after, count=False
+        )
+        return self._all(statement, params)
+
+    def sort_key(self, row: ModelT, order: OrderSpec | Sequence[OrderSpec] = ()) -> SortKey:
+        """The row's values of the ordering columns, primary key last: for ``list(after=...)``."""
+        resolved = self._order(order, self._where("sort_key"))
+        return tuple(getattr(row, key) for key, _ in resolved)
+
+    def _order(
+        self, order: OrderSpec | Sequence[OrderSpec], where: str
+    ) -> tuple[tuple[str, bool], ...]:
+        """The ordering as checked (column, descending) pairs, the primary key last."""
+        specs: Sequence[OrderSpec] = (order,) if isinstance(order, str | Order) else order
+        resolved: builtins.list[tuple[str, bool]] = []
+        for spec in specs:
+            item = Order.parse(spec) if isinstance(spec, str) else spec
+            key = self._model.column(item.column, where).key
+            resolved.append((key, item.descending))
+            if key == self._model.pk.key:
+                # The primary key is unique: nothing after it ever decides.
+                return tuple(resolved)
+        resolved.append((self._model.pk.key, False))
+        return tuple(resolved)
+
+    def _select(
+        self,
+        method: str,
+        filters: Sequence[Filter],
+        *,
+        order: OrderSpec | Sequence[OrderSpec],
+        limit: int | None,
+        offset: int,
+        after: SortKey | None,
+        count: bool,
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The cached statement for this shape of call, and the values to bind to it."""
+        where = self._where(method)
+        params: dict[str, Any] = {}
+        shape: builtins.list[tuple[str, FilterOp, bool]] = []
+        for i, condition in enumerate(filters):
+            column = self._model.column(condition.column, where)
+            if condition.op == "is_null":
+                shape.append((column.key, "is_null", bool(condition.value)))
+                continue
+            values = condition.value if condition.op == "in" else (condition.value,)
+            for value in cast(tuple[object, ...], values):
+                column.check(value, where)
+            params[f"f{i}"] = condition.value
+            shape.append((column.key, condition.op, False))
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"{where}: limit must not be negative, not {limit}")
+            params["limit"] = limit
+        if offset < 0:
+            raise ValueError(f"{where}: offset must not be negative, not {offset}")
+        if offset:
+            params["offset"] = offset
+        resolved = () if count else self._order(order, where)
+        after_nulls = None if after is None else self._bind_after(resolved, after, params, where)
+        query = Shape(
+            count=count,
+            filters=tuple(shape),
+            order=resolved,
+            limit=limit is not None,
+            offset=bool(offset),
+            after_nulls=after_nulls,
+        )
+        return select_statement(self._model, query), params
+
+    def _bind_after(
+        self,
+        resolved: Sequence[tuple[str, bool]],
+        after: SortKey,
+        params: dict[str, Any],
+        where: str,
+    ) -> tuple[bool, ...]:
+        """Bind the keyset values as k0, k1, ...; return which are NULL (part of the shape)."""
+        if len(after) != len(resolved):
+            raise ValueError(
+                f"{where}: after= needs one value per ordering column, primary key last "
+                f"({', '.join(key for key, _ in resolved)}), not {len(after)}; "
+                f"pass sort_key(row, order) of the previous page's last row"
+            )
+        nulls: builtins.list[bool] = []
+        for i, ((key, _), value) in enumerate(zip(resolved, after, strict=True)):
+            column = self._model.columns[key]
+            if value is None and not column.nullable:
+                raise ValueError(f"{where}: after= has None for {key}, which is never NULL")
+            column.check(value, where)
+            nulls.append(value is None)
+            if value is not None:
+                params[f"k{i}"] = value
+        return tuple(nulls)

@@ -1,0 +1,118 @@
+"""ORM side: email verification on user_sessions, replacing legacy/email_verification.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    String,
+    Update,
+    bindparam,
+    false,
+    not_,
+    null,
+    true,
+    update,
+)
+
+from orm.models import UserSession
+from orm.repositories.base import BaseRepository
+from orm.repositories.clock import hours_ago, now
+from orm.repositories.mapping import PK_PARAM
+
+__all__ = ["EmailVerificationRepository"]
+
+
+def _set(**values: Any) -> Update:
+    """UPDATE one session (by :session_uuid), stamping updated_at, as every legacy write does."""
+    return (
+        update(UserSession)
+        .where(UserSession.uuid == bindparam("session_uuid", type_=UserSession.uuid.type))
+        .values(**values, updated_at=now())
+    )
+
+
+_SET_CODE: Final = _set(
+    verification_code=bindparam("code", type_=String(6)),
+    verification_expires_at=bindparam("expires_at", type_=DateTime),
+    verification_attempts=0,
+    is_email_verified=false(),
+)
+_INCREMENT_ATTEMPTS: Final = _set(verification_attempts=UserSession.verification_attempts + 1)
+_INCREMENT_RESEND_ATTEMPTS: Final = _set(
+    resend_attempts=UserSession.resend_attempts + 1, last_resend_at=now()
+)
+_MARK_VERIFIED: Final = _set(
+    is_email_verified=true(), verification_code=null(), verification_expires_at=null()
+)
+_RESET: Final = _set(
+    verification_code=null(),
+    verification_expires_at=null(),
+    verification_attempts=0,
+    resend_attempts=0,
+    last_resend_at=null(),
+    is_email_verified=false(),
+)
+_CLEANUP_EXPIRED: Final = (
+    update(UserSession)
+    .where(
+        not_(UserSession.is_email_verified),
+        UserSession.verification_expires_at < hours_ago("hours"),
+    )
+    .values(verification_code=null(), verification_expires_at=null(), updated_at=now())
+)
+
+
+class EmailVerificationRepository(BaseRepository[UserSession]):
+    """A session's email verification: its code, attempts, resends and verified flag.
+
+    Every write sets updated_at to CURRENT_TIMESTAMP and returns False when
+    the session does not exist.
+    """
+
+    model = UserSession
+
+    def get(self, session_uuid: uuid.UUID) -> UserSession | None:
+        """The session (whose verification columns are the state), or None."""
+        self._check_key(session_uuid, "get")
+        return self._one(self._model.get_by_id, {PK_PARAM: session_uuid})
+
+    def set_code(self, session_uuid: uuid.UUID, code: str, expires_at: datetime) -> bool:
+        """Store a new code and its expiry; reset the attempts and the verified flag."""
+        return self._write(
+            "set_code", _SET_CODE, session_uuid, {"code": code, "expires_at": expires_at}
+        )
+
+    def increment_attempts(self, session_uuid: uuid.UUID) -> bool:
+        """Count one more attempt at entering the code."""
+        return self._write("increment_attempts", _INCREMENT_ATTEMPTS, session_uuid)
+
+    def increment_resend_attempts(self, session_uuid: uuid.UUID) -> bool:
+        """Count one more resend of the code and remember when it happened."""
+        return self._write("increment_resend_attempts", _INCREMENT_RESEND_ATTEMPTS, session_uuid)
+
+    def mark_verified(self, session_uuid: uuid.UUID) -> bool:
+        """Mark the email verified and clear the code and its expiry."""
+        return self._write("mark_verified", _MARK_VERIFIED, session_uuid)
+
+    def reset(self, session_uuid: uuid.UUID) -> bool:
+        """Clear code, expiry, both attempt counters, last_resend_at and the verified flag."""
+        return self._write("reset", _RESET, session_uuid)
+
+    def cleanup_expired(self, older_than_hours: int = 24) -> int:
+        """Clear code and expiry of unverified sessions whose code expired over N hours ago."""
+        return self._rowcount(_CLEANUP_EXPIRED, {"hours": older_than_hours})
+
+    def _write(
+        self,
+        method: str,
+        statement: Executable,
+        session_uuid: uuid.UUID,
+        params: dict[str, Any] | None = None,
+    ) -> bool:
+        self._check_key(session_uuid, method)
+        return self._rowcount(statement, {**(params or {}), "session_uuid": session_uuid}) == 1
