@@ -3,9 +3,128 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import sqlalchemy as sa
+
+from compat.errors import CompatError
+from compat.flags import MODES
+from compat.runtime import get_runtime
+from orm.database import database_url, get_engine
 
 __all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _table(rows: Sequence[Sequence[object]], header: Sequence[str], out: TextIO) -> None:
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        out.write("\n")
+        if index == 0:
+            out.write("  ".join("-" * width for width in widths) + "\n")
+
+
+def _where() -> str:
+    try:
+        return database_url().render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        # Called while reporting an error: never raise again, never echo the raw URL.
+        return "DATABASE_URL (which cannot be parsed)"
+
+
+def flags_list(args: argparse.Namespace, out: TextIO) -> int:
+    """Every key, its effective mode, where that mode comes from, its sample rate."""
+    store = get_runtime().flags
+    # The store keeps serving the defaults when it cannot read the table; listing
+    # them as the effective modes would mislead whoever decides the next flip.
+    with get_engine().connect() as connection:
+        connection.execute(sa.text("SELECT 1 FROM compat_flags LIMIT 1"))
+    states = store.states()
+    _table(
+        [(s.key, s.mode.value, s.source, f"{s.sample_rate:g}") for s in states],
+        ("key", "mode", "source", "sample"),
+        out,
+    )
+    for problem in store.problems:
+        out.write(f"warning: {problem} (ignored)\n")
+    return EXIT_OK
+
+
+def flags_set(args: argparse.Namespace, out: TextIO) -> int:
+    """Set one flag in the shared table, with an audit row."""
+    change = get_runtime().flags.set(
+        args.key, args.mode, reason=args.reason, by=args.by, sample_rate=args.sample
+    )
+    out.write(
+        f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
+        f"(sample {change.new_sample_rate:g}) by {change.changed_by}: {change.reason}\n"
+    )
+    effective = next(s for s in get_runtime().flags.states() if s.key == change.key)
+    if effective.source != "table":
+        out.write(
+            f"note: {change.key} is overridden by {effective.source} "
+            f"(effective mode {effective.mode.value})\n"
+        )
+    return EXIT_OK
+
+
+def flags_history(args: argparse.Namespace, out: TextIO) -> int:
+    """The audited flag changes, newest first."""
+    changes = get_runtime().flags.history(args.key, limit=args.limit)
+    _table(
+        [
+            (
+                c.changed_at.isoformat(sep=" ", timespec="seconds"),
+                c.key,
+                f"{c.old_mode or '-'} -> {c.new_mode}",
+                f"{c.new_sample_rate:g}",
+                c.changed_by,
+                c.reason,
+            )
+            for c in changes
+        ],
+        ("when (UTC)", "key", "change", "sample", "by", "reason"),
+        out,
+    )
+    return EXIT_OK
+
+
+_STATUS = sa.text(
+    "SELECT key, count(*) AS observations, count(*) FILTER (WHERE NOT matched) AS mismatches, "
+    "max(observed_at) FILTER (WHERE NOT matched) AS last_mismatch "
+    "FROM compat_observations "
+    "WHERE observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute' GROUP BY key"
+)
+
+
+def status(args: argparse.Namespace, out: TextIO) -> int:
+    """Per key: mode, observations and mismatches in the window, last mismatch time."""
+    with get_engine().connect() as connection:
+        seen = {row.key: row for row in connection.execute(_STATUS, {"minutes": args.window})}
+    rows = []
+    for state in get_runtime().flags.states():
+        row = seen.get(state.key)
+        rows.append(
+            (
+                state.key,
+                state.mode.value,
+                row.observations if row else 0,
+                row.mismatches if row else 0,
+                row.last_mismatch.isoformat(sep=" ", timespec="seconds")
+                if row and row.last_mismatch
+                else "-",
+            )
+        )
+    out.write(f"database: {_where()}; window: last {args.window:g} minutes\n")
+    _table(rows, ("key", "mode", "observations", "mismatches", "last mismatch (UTC)"), out)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,18 +132,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compat",
         description=(
-            "Route legacy psycopg2 functions to SQLAlchemy repositories, one flag at a time."
+            "Route legacy psycopg2 functions to SQLAlchemy repositories, one flag at a time. "
+            "The database comes from DATABASE_URL."
         ),
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    flags = commands.add_parser("flags", help="list, set and audit the per-function flags")
+    flag_commands = flags.add_subparsers(dest="flags_command", metavar="SUBCOMMAND", required=True)
+    listing = flag_commands.add_parser("list", help="every key, its mode and where it comes from")
+    listing.set_defaults(run=flags_list)
+    setting = flag_commands.add_parser("set", help="set a key's mode (audited)")
+    setting.add_argument("key", help="a facade function, e.g. user_sessions.get_session")
+    setting.add_argument("mode", help=f"one of: {', '.join(MODES)}")
+    setting.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    setting.add_argument("--by", help="who (default: the OS user)")
+    setting.add_argument("--sample", type=float, help="comparison sample rate, 0..1")
+    setting.set_defaults(run=flags_set)
+    history = flag_commands.add_parser("history", help="the audited changes, newest first")
+    history.add_argument("key", nargs="?", help="only this key")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(run=flags_history)
+
+    state = commands.add_parser("status", help="modes and recent mismatches per function")
+    state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
+    state.set_defaults(run=status)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the `compat` command line; return its exit status."""
+    out = out or sys.stdout
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    return 0
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on a usage error or --help; we return
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    run: Callable[[argparse.Namespace, TextIO], int] | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(out)
+        return EXIT_OK
+    try:
+        return run(args, out)
+    except CompatError as error:
+        sys.stderr.write(f"compat: {error}\n")
+        return EXIT_USAGE
+    except (sa.exc.SQLAlchemyError, OSError) as error:
+        message = str(getattr(error, "orig", None) or error).splitlines()[0]
+        sys.stderr.write(f"compat: the database at {_where()} said: {message}\n")
+        return EXIT_FAILED

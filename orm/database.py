@@ -18,6 +18,7 @@ __all__ = [
     "get_db_session",
     "get_engine",
     "get_session_factory",
+    "use_engine",
 ]
 
 # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we stay on psycopg2.
@@ -75,6 +76,14 @@ def get_session_factory() -> sessionmaker[Session]:
             if _session_factory is None:
                 _session_factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
     return _session_factory
+
+
+def use_engine(engine: sa.Engine) -> None:
+    """Make ``engine`` the process's engine (an application's own, or a test's)."""
+    global _engine, _session_factory
+    with _lock:
+        _engine = engine
+        _session_factory = None
 
 
 def dispose_engine() -> None:

@@ -1,0 +1,53 @@
+"""Compat layer: the errors it raises itself (database errors pass through as psycopg2's)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CompatError",
+    "InvalidArgument",
+    "MismatchError",
+    "UnitOfWorkAborted",
+    "UnknownFlag",
+]
+
+
+class CompatError(Exception):
+    """Base of the errors the compat layer raises itself."""
+
+
+class InvalidArgument(CompatError, ValueError):
+    """A facade argument was rejected before any SQL ran, on whichever path would have served.
+
+    ``function`` is the facade key (``user_sessions.get_session``), ``argument``
+    the parameter's name.
+    """
+
+    def __init__(self, function: str, argument: str, problem: str) -> None:
+        super().__init__(f"{function}: argument {argument!r} {problem}")
+        self.function = function
+        self.argument = argument
+        self.problem = problem
+
+
+class UnknownFlag(CompatError, ValueError):
+    """A flag named a key or a mode that does not exist; the message lists the valid ones."""
+
+
+class UnitOfWorkAborted(CompatError):
+    """A call in this unit of work failed in the database, so PostgreSQL aborted the transaction.
+
+    Nothing in the unit can run until it is rolled back; wrap calls that may
+    fail on purpose (a duplicate, say) in a nested ``compat.transaction()`` to
+    recover from them without losing the unit's earlier work.
+    """
+
+    def __init__(self, first_failure: str) -> None:
+        super().__init__(
+            f"the unit of work was aborted by an earlier failure ({first_failure}); "
+            "roll it back, or run calls that may fail inside a nested compat.transaction()"
+        )
+        self.first_failure = first_failure
+
+
+class MismatchError(CompatError, AssertionError):
+    """Raised (only when ``raise_on_mismatch`` is on, as in tests) when the two paths disagree."""

@@ -1,0 +1,82 @@
+"""Compat layer: what one compared facade call saw on each path, as values that travel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from compat.compare import Difference, render
+from compat.flags import Mode
+from compat.redact import redact_text, show
+
+__all__ = ["Observation", "Outcome", "Path"]
+
+
+class Path(StrEnum):
+    """The two implementations of a facade function."""
+
+    LEGACY = "legacy"
+    ORM = "orm"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one path did: its value or its error, how long it took, the rows a write left."""
+
+    path: Path
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    rows: Any = None
+    """For writes: the touched rows as read back inside the same transaction."""
+
+    @property
+    def error_text(self) -> str | None:
+        """The error as ``Class: message`` (with SQLSTATE when there is one), redacted."""
+        if self.error is None:
+            return None
+        code = getattr(self.error, "pgcode", None)
+        message = str(self.error).splitlines()[0] if str(self.error) else ""
+        return redact_text(f"{type(self.error).__name__}{f' [{code}]' if code else ''}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One compared call: the function, the mode, both outcomes and their differences."""
+
+    key: str
+    mode: Mode
+    serving: Outcome
+    candidate: Outcome
+    differences: tuple[Difference, ...]
+
+    @property
+    def matched(self) -> bool:
+        """True when the candidate agreed with the serving path in value, error and rows."""
+        return not self.differences
+
+    @property
+    def legacy(self) -> Outcome:
+        return self.serving if self.serving.path is Path.LEGACY else self.candidate
+
+    @property
+    def orm(self) -> Outcome:
+        return self.serving if self.serving.path is Path.ORM else self.candidate
+
+    def diff_text(self, limit: int = 10) -> str:
+        """The differences as readable lines, personal data redacted."""
+        return render(self.differences, show=show, limit=limit)
+
+    def summary(self) -> str:
+        """One redacted line: key, mode, verdict, durations, first differences."""
+        verdict = "match" if self.matched else "MISMATCH"
+        line = (
+            f"{self.key} [{self.mode}] {verdict}: legacy {self.legacy.seconds * 1e3:.2f} ms, "
+            f"orm {self.orm.seconds * 1e3:.2f} ms"
+        )
+        if self.candidate.error is not None:
+            line += f"; candidate ({self.candidate.path}) raised {self.candidate.error_text}"
+        if not self.matched:
+            line += "\n" + self.diff_text()
+        return line

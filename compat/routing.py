@@ -1,0 +1,216 @@
+"""Compat layer: route, run, compare, publish — once, for every facade function."""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from compat.compare import Difference, compare
+from compat.errors import MismatchError
+from compat.flags import Mode
+from compat.observation import Observation, Outcome, Path
+from compat.registry import REGISTRY, FacadeFunction, Kind, Rows
+from compat.runtime import get_runtime
+from compat.unit_of_work import UnitOfWork, in_unit, unwrap
+from compat.validation import Validator
+
+__all__ = ["differences", "facade", "run_isolated", "run_path"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_SERVING: Mapping[Mode, Path] = {
+    Mode.LEGACY: Path.LEGACY,
+    Mode.SHADOW: Path.LEGACY,
+    Mode.LIVE: Path.ORM,
+    Mode.ORM: Path.ORM,
+}
+_OTHER: Mapping[Path, Path] = {Path.LEGACY: Path.ORM, Path.ORM: Path.LEGACY}
+
+
+def facade(
+    legacy: Callable[P, R],
+    *,
+    kind: Kind,
+    touches: tuple[Rows, ...] = (),
+    volatile: frozenset[str] = frozenset(),
+    arguments: Mapping[str, Validator] | None = None,
+) -> Callable[[Callable[Concatenate[Session, P], R]], Callable[P, R]]:
+    """Declare a facade function: decorate its ORM adapter, get the routed function.
+
+    The adapter has the legacy function's signature with a ``Session`` first
+    (mypy checks they agree) and returns the legacy shape. The returned
+    function has the legacy signature and is routed by the flag of
+    ``<module>.<function>``.
+    """
+
+    def declare(orm: Callable[Concatenate[Session, P], R]) -> Callable[P, R]:
+        spec = FacadeFunction.declare(
+            legacy, orm, kind=kind, touches=touches, volatile=volatile, arguments=arguments
+        )
+        if spec.key in REGISTRY:
+            raise TypeError(f"{spec.key} is declared twice")
+        REGISTRY[spec.key] = spec
+
+        key = spec.key
+
+        @functools.wraps(legacy)
+        def routed(*args: P.args, **kwargs: P.kwargs) -> R:
+            # Looked up per call (a dictionary read) so that a test can swap in
+            # a deliberately broken candidate and watch the comparison catch it.
+            spec = REGISTRY[key]
+            spec.validate(args, kwargs)
+            runtime = get_runtime()
+            state = runtime.flags.resolve(spec.key)
+            serving = _SERVING[state.mode]
+            if state.mode in (Mode.LEGACY, Mode.ORM) or (
+                state.sample_rate < 1.0 and random.random() >= state.sample_rate
+            ):
+                result = in_unit(spec.key, lambda unit: run_path(spec, serving, unit, args, kwargs))
+            else:
+                result = in_unit(
+                    spec.key, lambda unit: _compared(spec, state.mode, unit, args, kwargs)
+                )
+            return cast(R, result)
+
+        routed.__compat_key__ = key  # type: ignore[attr-defined]
+        return routed
+
+    return declare
+
+
+def run_path(
+    spec: FacadeFunction,
+    path: Path,
+    unit: UnitOfWork,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    """Run one path of ``spec`` in ``unit``; a database error surfaces as psycopg2's class."""
+    if path is Path.LEGACY:
+        return spec.legacy(*args, **kwargs)
+    session = unit.session()
+    try:
+        return spec.orm(session, *args, **kwargs)
+    except sa.exc.DBAPIError as error:
+        raise unwrap(error) from error
+    finally:
+        session.close()
+
+
+def _compared(
+    spec: FacadeFunction,
+    mode: Mode,
+    unit: UnitOfWork,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    runtime = get_runtime()
+    serving_path = _SERVING[mode]
+    # The candidate runs first, in a savepoint that is always rolled back: a
+    # write candidate then cannot collide with the row the serving path
+    # writes, and a failing candidate cannot abort the caller's transaction.
+    candidate = run_isolated(
+        spec, _OTHER[serving_path], unit, args, kwargs, runtime.candidate_timeout_ms
+    )
+    started = time.perf_counter()
+    try:
+        value = run_path(spec, serving_path, unit, args, kwargs)
+    except Exception as error:
+        serving = Outcome(serving_path, error=error, seconds=time.perf_counter() - started)
+        _observe(spec, mode, serving, candidate)
+        raise
+    seconds = time.perf_counter() - started
+    rows = _touched(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
+    serving = Outcome(serving_path, value=value, seconds=seconds, rows=rows)
+    observation = _observe(spec, mode, serving, candidate)
+    if runtime.raise_on_mismatch and not observation.matched:
+        raise MismatchError(observation.summary())
+    return value
+
+
+def run_isolated(
+    spec: FacadeFunction,
+    path: Path,
+    unit: UnitOfWork,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    budget_ms: int = 0,
+) -> Outcome:
+    """Run one path in a savepoint that is always rolled back; never raise, record instead.
+
+    For a write, the rows it touched are read back inside the savepoint. With
+    ``budget_ms``, a statement timeout bounds it (undone with the savepoint).
+    """
+    started = time.perf_counter()
+    try:
+        with unit.rolled_back_savepoint():
+            if budget_ms > 0:
+                unit.connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+            value = run_path(spec, path, unit, args, kwargs)
+            seconds = time.perf_counter() - started
+            rows = _touched(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
+    except Exception as error:  # a candidate's failure is recorded, never raised
+        return Outcome(path, error=unwrap(error), seconds=time.perf_counter() - started)
+    return Outcome(path, value=value, seconds=seconds, rows=rows)
+
+
+def _touched(
+    spec: FacadeFunction, unit: UnitOfWork, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[list[dict[str, Any]]]:
+    named = spec.arguments(args, kwargs)
+    return [
+        [
+            dict(row._mapping)
+            for row in unit.connection.execute(
+                rows.statement(), {"value": named[rows.argument]} if rows.argument else {}
+            )
+        ]
+        for rows in spec.touches
+    ]
+
+
+def differences(
+    legacy: Outcome, orm: Outcome, volatile: frozenset[str] = frozenset()
+) -> tuple[Difference, ...]:
+    """Where the two outcomes disagree: the same error (class and SQLSTATE), or equal values."""
+    if legacy.error is not None or orm.error is not None:
+        if (
+            legacy.error is not None
+            and orm.error is not None
+            and type(legacy.error) is type(orm.error)
+            and getattr(legacy.error, "pgcode", None) == getattr(orm.error, "pgcode", None)
+        ):
+            return ()
+        return (
+            Difference(
+                "<raised>",
+                legacy.error_text or legacy.value,
+                orm.error_text or orm.value,
+                "one path raised, or they raised differently",
+            ),
+        )
+    return compare(
+        {"result": legacy.value, "rows": legacy.rows},
+        {"result": orm.value, "rows": orm.rows},
+        ignore=volatile,
+    )
+
+
+def _observe(spec: FacadeFunction, mode: Mode, serving: Outcome, candidate: Outcome) -> Observation:
+    legacy, orm = (serving, candidate) if serving.path is Path.LEGACY else (candidate, serving)
+    observation = Observation(
+        key=spec.key,
+        mode=mode,
+        serving=serving,
+        candidate=candidate,
+        differences=differences(legacy, orm, spec.volatile),
+    )
+    get_runtime().dispatcher.submit(observation)
+    return observation

@@ -1,0 +1,171 @@
+"""Compat layer: one connection and one transaction for every facade call in a unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from typing import TypeVar
+
+import psycopg2
+import psycopg2.extensions
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from compat.errors import UnitOfWorkAborted
+from legacy.db import lend_connection
+from orm.database import get_engine
+
+__all__ = ["DATABASE_ERRORS", "UnitOfWork", "current_unit", "in_unit", "transaction", "unwrap"]
+
+T = TypeVar("T")
+
+DATABASE_ERRORS = (psycopg2.Error, sa.exc.DBAPIError)
+
+
+class UnitOfWork:
+    """A pooled connection in a transaction, shared by the legacy and the ORM path.
+
+    Legacy functions reach it through ``legacy.db.lend_connection`` (their own
+    commit and close do nothing); ORM code gets a ``Session`` joined to it. A
+    database error on a serving path aborts the transaction (PostgreSQL's
+    rule); the unit remembers the first one and refuses further calls until the
+    enclosing (possibly nested) unit rolls back.
+    """
+
+    __slots__ = ("_failure", "connection")
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self._failure: str | None = None
+
+    @property
+    def dbapi_connection(self) -> psycopg2.extensions.connection:
+        """The psycopg2 connection under the SQLAlchemy one (what legacy code runs on)."""
+        raw = self.connection.connection.dbapi_connection
+        assert raw is not None, "the unit's connection was closed"
+        return raw  # type: ignore[return-value]
+
+    def session(self) -> Session:
+        """A new ORM session on this unit's connection and transaction.
+
+        It never commits or closes the transaction ("rollback_only"); inside a
+        savepoint its rollback (after a failed flush) only reaches the savepoint.
+        One session per call keeps no identity map across calls, so an ORM read
+        always sees what a legacy write did before it.
+        """
+        return Session(
+            bind=self.connection,
+            join_transaction_mode="rollback_only",
+            expire_on_commit=False,
+            autoflush=False,
+        )
+
+    def check_usable(self) -> None:
+        """Raise UnitOfWorkAborted when an earlier call in this unit failed in the database."""
+        if self._failure is not None:
+            raise UnitOfWorkAborted(self._failure)
+
+    def record_failure(self, where: str, error: BaseException) -> None:
+        """Remember the first database failure; PostgreSQL has aborted the transaction."""
+        if self._failure is None:
+            code = getattr(error, "pgcode", None) or getattr(
+                getattr(error, "orig", None), "pgcode", None
+            )
+            self._failure = f"{where} raised {type(error).__name__}" + (
+                f" (SQLSTATE {code})" if code else ""
+            )
+
+    def run(self, where: str, call: Callable[[UnitOfWork], T]) -> T:
+        """Run one serving call in this unit, recording a database failure if it raises one."""
+        self.check_usable()
+        try:
+            return call(self)
+        except DATABASE_ERRORS as error:
+            self.record_failure(where, error)
+            raise
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested unit: a SAVEPOINT that is released on success, rolled back on error."""
+        self.check_usable()
+        nested = self.connection.begin_nested()
+        outer_failure = self._failure
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            self._failure = outer_failure
+            raise
+        if self._failure is not None:
+            failure, self._failure = self._failure, outer_failure
+            nested.rollback()
+            raise UnitOfWorkAborted(failure)
+        nested.commit()
+
+    @contextmanager
+    def rolled_back_savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT that is always rolled back: the unit is exactly as before, errors or not."""
+        self.check_usable()
+        nested = self.connection.begin_nested()
+        try:
+            yield
+        finally:
+            if nested.is_active:
+                nested.rollback()
+
+
+_current: ContextVar[UnitOfWork | None] = ContextVar("compat_unit_of_work", default=None)
+
+
+def current_unit() -> UnitOfWork | None:
+    """The unit of work open in this thread or task, if any."""
+    return _current.get()
+
+
+@contextmanager
+def transaction() -> Iterator[UnitOfWork]:
+    """Open a unit of work: every facade call inside runs on one connection, in one transaction.
+
+    Commits once at the end; rolls everything back when the block raises. A
+    nested ``transaction()`` is a savepoint, so an expected failure inside it
+    (a duplicate, say) can be caught without losing the unit's earlier work.
+    """
+    unit = _current.get()
+    if unit is not None:
+        with unit.savepoint():
+            yield unit
+        return
+    with ExitStack() as stack:
+        connection = stack.enter_context(get_engine().connect())
+        outer = connection.begin()
+        unit = UnitOfWork(connection)
+        token = _current.set(unit)
+        stack.callback(_current.reset, token)
+        stack.enter_context(lend_connection(unit.dbapi_connection))
+        try:
+            yield unit
+        except BaseException:
+            if outer.is_active:
+                outer.rollback()
+            raise
+        if unit._failure is not None:
+            outer.rollback()
+            raise UnitOfWorkAborted(unit._failure)
+        outer.commit()
+
+
+def in_unit(where: str, call: Callable[[UnitOfWork], T]) -> T:
+    """Run ``call`` in the current unit of work, or in a unit of its own when there is none."""
+    unit = _current.get()
+    if unit is not None:
+        return unit.run(where, call)
+    with transaction() as own:
+        return own.run(where, call)
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The psycopg2 error under a SQLAlchemy one, so both paths raise the same class."""
+    if isinstance(error, sa.exc.DBAPIError) and isinstance(error.orig, BaseException):
+        return error.orig
+    return error

@@ -1,0 +1,189 @@
+"""Compat layer: argument checks that run before any SQL, identical whichever path serves."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from compat.errors import InvalidArgument
+
+__all__ = [
+    "ARGUMENTS",
+    "Validator",
+    "boolean",
+    "choice",
+    "hours",
+    "integer",
+    "moment",
+    "optional",
+    "text",
+    "update_data",
+    "uuid_text",
+]
+
+Validator = Callable[[str, str, Any], None]
+"""Checks one argument: ``validator(function_key, argument_name, value)``."""
+
+BIGINT_MAX: Final = 2**63 - 1
+MAX_HOURS: Final = 10**7
+"""About 1,100 years. CURRENT_TIMESTAMP minus some 59 million hours falls before
+4713 BC, PostgreSQL's earliest timestamp, and the statement fails in the server."""
+
+# Exactly what PostgreSQL's uuid input accepts (and Python's UUID() too):
+# 32 hex digits, an optional hyphen after any group of four, optional braces.
+_UUID = re.compile(r"(\{)?[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}(?(1)\})")
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def text(max_length: int | None = None) -> Validator:
+    """A str PostgreSQL can store: no NUL character, valid Unicode, at most ``max_length``."""
+
+    def check(function: str, argument: str, value: Any) -> None:
+        if type(value) is not str:
+            raise InvalidArgument(function, argument, f"must be a str, not {_type_name(value)}")
+        if "\x00" in value:
+            raise InvalidArgument(
+                function, argument, "contains a NUL character (PostgreSQL text cannot)"
+            )
+        if max_length is not None and len(value) > max_length:
+            raise InvalidArgument(
+                function,
+                argument,
+                f"is {len(value)} characters long; the column holds {max_length}",
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidArgument(
+                function, argument, f"is not valid Unicode ({error.reason} at {error.start})"
+            ) from None
+
+    return check
+
+
+def uuid_text(function: str, argument: str, value: Any) -> None:
+    """A uuid as a str, in any form PostgreSQL accepts (legacy code passes str, not UUID)."""
+    if type(value) is not str:
+        raise InvalidArgument(function, argument, f"must be a uuid as str, not {_type_name(value)}")
+    if _UUID.fullmatch(value) is None:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise InvalidArgument(function, argument, f"is not a valid uuid: {shown!r}")
+
+
+def boolean(function: str, argument: str, value: Any) -> None:
+    """A real bool (1 and 0 are not accepted: the comparison is type-strict)."""
+    if type(value) is not bool:
+        raise InvalidArgument(function, argument, f"must be a bool, not {_type_name(value)}")
+
+
+def integer(minimum: int = -BIGINT_MAX - 1, maximum: int = BIGINT_MAX) -> Validator:
+    """An int (not a bool) within ``minimum..maximum``; the default range is PostgreSQL's bigint."""
+
+    def check(function: str, argument: str, value: Any) -> None:
+        if type(value) is not int:
+            raise InvalidArgument(function, argument, f"must be an int, not {_type_name(value)}")
+        if not minimum <= value <= maximum:
+            raise InvalidArgument(
+                function, argument, f"must be between {minimum} and {maximum}, not {value}"
+            )
+
+    return check
+
+
+def hours(function: str, argument: str, value: Any) -> None:
+    """A finite, non-negative number of hours (int or float)."""
+    if type(value) not in (int, float):
+        raise InvalidArgument(
+            function, argument, f"must be a number of hours, not {_type_name(value)}"
+        )
+    if not math.isfinite(value) or value < 0 or value > MAX_HOURS:
+        raise InvalidArgument(
+            function, argument, f"must be between 0 and {MAX_HOURS} hours, not {value}"
+        )
+
+
+def moment(function: str, argument: str, value: Any) -> None:
+    """A datetime; naive means UTC, aware is converted to UTC by PostgreSQL on both paths."""
+    if not isinstance(value, datetime):
+        raise InvalidArgument(function, argument, f"must be a datetime, not {_type_name(value)}")
+
+
+def choice(options: Collection[str]) -> Validator:
+    """One of ``options``."""
+    valid = sorted(options)
+
+    def check(function: str, argument: str, value: Any) -> None:
+        if type(value) is not str or value not in options:
+            raise InvalidArgument(function, argument, f"must be one of {valid}, not {value!r}")
+
+    return check
+
+
+def optional(validator: Validator) -> Validator:
+    """``None``, or what ``validator`` accepts."""
+
+    def check(function: str, argument: str, value: Any) -> None:
+        if value is not None:
+            validator(function, argument, value)
+
+    return check
+
+
+def update_data(fields: Mapping[str, Validator]) -> Validator:
+    """A mapping whose keys are among ``fields`` and whose values each pass their field's check."""
+    valid = sorted(fields)
+
+    def check(function: str, argument: str, value: Any) -> None:
+        if not isinstance(value, Mapping):
+            raise InvalidArgument(function, argument, f"must be a mapping, not {_type_name(value)}")
+        for field, field_value in value.items():
+            field_check = fields.get(field) if type(field) is str else None
+            if field_check is None:
+                raise InvalidArgument(
+                    function, argument, f"has the key {field!r}; updatable fields are {valid}"
+                )
+            field_check(function, f"{argument}[{field!r}]", field_value)
+
+    return check
+
+
+_session_fields: Final[Mapping[str, Validator]] = {
+    "name": text(),
+    "email": optional(text()),
+    "ip_address": optional(text()),
+    "consent_user_data": optional(boolean),
+    "completed_at": optional(moment),
+}
+
+ARGUMENTS: Final[Mapping[str, Validator]] = {
+    # user_sessions
+    "session_uuid": uuid_text,
+    **_session_fields,
+    "email": optional(text()),
+    "data": update_data(_session_fields),
+    "consent_user_data": boolean,
+    "limit": integer(0),
+    "offset": integer(0),
+    "verified": optional(boolean),
+    "completed": optional(boolean),
+    "created_after": optional(moment),
+    "created_before": optional(moment),
+    "older_than_hours": hours,
+    # email_verification
+    "code": text(max_length=6),
+    "expires_at": moment,
+    # uploads
+    "upload_id": integer(),
+    "filename": text(),
+    "storage_key": text(),
+    "size_bytes": integer(),
+    "content_type": optional(text()),
+    "sha256": text(max_length=64),
+}
+"""The check for each argument name the legacy functions use; a facade may override one."""

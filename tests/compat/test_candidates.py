@@ -1,0 +1,96 @@
+"""A candidate never changes what the caller sees or what the database keeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import psycopg2.extensions
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from compat.registry import REGISTRY, Kind
+from compat.runtime import get_runtime
+from tests.compat.calls import CALLS, Call
+from tests.compat.test_routing import facade_function
+from tests.fixtures.layer import Layer
+
+WRITES = sorted(key for key, spec in REGISTRY.items() if spec.kind is Kind.WRITE)
+
+
+def table_state(conn: psycopg2.extensions.connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of both data tables, in a stable order (upload ids left out: see below)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM user_sessions ORDER BY uuid")
+        sessions = cur.fetchall()
+        # A candidate's insert draws from the sequence even though its savepoint
+        # is rolled back (nextval is not transactional), so ids shift by one.
+        cur.execute(
+            "SELECT session_uuid, filename, storage_key, size_bytes, content_type, sha256, "
+            "uploaded_at, deleted_at FROM uploaded_files ORDER BY storage_key"
+        )
+        uploads = cur.fetchall()
+    return {"user_sessions": sessions, "uploaded_files": uploads}
+
+
+@pytest.mark.parametrize("key", WRITES)
+def test_a_shadow_write_leaves_the_database_exactly_as_the_legacy_write_alone(
+    layer: Layer, key: str
+) -> None:
+    assert layer.unit is not None
+    conn = layer.unit.dbapi_connection
+    call: Call = CALLS[key](conn)
+    function = facade_function(key)
+    results = {}
+    states = {}
+    for mode in ("legacy", "shadow"):
+        with layer.unit.rolled_back_savepoint():
+            layer.set_flags({key: mode})
+            results[mode] = function(*call.args, **call.kwargs)
+            states[mode] = table_state(conn)
+    assert states["shadow"] == states["legacy"]
+    assert REGISTRY[key].volatile or results["shadow"] == results["legacy"]
+    [observation] = layer.observations()
+    assert observation.matched, observation.summary()
+
+
+def test_a_hanging_candidate_is_cut_off_by_its_time_budget(
+    layer: Layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "user_sessions.count_sessions"
+    spec = REGISTRY[key]
+
+    def hangs(db: Session) -> int:
+        db.execute(sa.text("SELECT pg_sleep(30)"))
+        return 0
+
+    monkeypatch.setitem(REGISTRY, key, dataclasses.replace(spec, orm=hangs))
+    monkeypatch.setattr(get_runtime(), "candidate_timeout_ms", 200)
+    layer.set_flags({key: "shadow"})
+    assert facade_function(key)() >= 0
+    [observation] = layer.observations()
+    assert observation.candidate.error_text is not None
+    assert "QueryCanceled [57014]" in observation.candidate.error_text
+    assert observation.candidate.seconds < 5
+    # The budget belonged to the candidate's savepoint, not to the caller.
+    assert layer.unit is not None
+    timeout = layer.unit.connection.exec_driver_sql("SHOW statement_timeout").scalar()
+    assert timeout == "0"
+
+
+def test_a_failing_publisher_is_logged_and_never_breaks_the_call(
+    layer: Layer, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        def publish(self, batch: Any) -> None:
+            raise RuntimeError("publisher down")
+
+    get_runtime().dispatcher.publishers.insert(0, Broken())
+    layer.set_flags({"user_sessions.count_sessions": "shadow"})
+    with caplog.at_level(logging.ERROR, logger="compat.publishers"):
+        assert facade_function("user_sessions.count_sessions")() >= 0
+        [observation] = layer.observations()
+    assert observation.matched
+    assert "publisher Broken failed" in caplog.text
