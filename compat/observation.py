@@ -30,6 +30,8 @@ class Outcome:
     seconds: float = 0.0
     rows: Any = None
     """For writes: the touched rows as read back inside the same transaction."""
+    state: Any = None
+    """Whatever else a comparison asked to read after the call (whole tables, in parity)."""
 
     @property
     def error_text(self) -> str | None:

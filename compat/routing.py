@@ -142,11 +142,14 @@ def run_isolated(
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     budget_ms: int = 0,
+    read_state: Callable[[UnitOfWork], Any] | None = None,
 ) -> Outcome:
     """Run one path in a savepoint that is always rolled back; never raise, record instead.
 
-    For a write, the rows it touched are read back inside the savepoint. With
-    ``budget_ms``, a statement timeout bounds it (undone with the savepoint).
+    For a write, the rows it touched are read back inside the savepoint, and
+    ``read_state`` (when given) reads whatever else should be compared, such
+    as whole tables. With ``budget_ms``, a statement timeout bounds the run
+    (undone with the savepoint).
     """
     started = time.perf_counter()
     try:
@@ -156,9 +159,10 @@ def run_isolated(
             value = run_path(spec, path, unit, args, kwargs)
             seconds = time.perf_counter() - started
             rows = _touched(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
+            state = None if read_state is None else read_state(unit)
     except Exception as error:  # a candidate's failure is recorded, never raised
         return Outcome(path, error=unwrap(error), seconds=time.perf_counter() - started)
-    return Outcome(path, value=value, seconds=seconds, rows=rows)
+    return Outcome(path, value=value, seconds=seconds, rows=rows, state=state)
 
 
 def _touched(
@@ -197,8 +201,8 @@ def differences(
             ),
         )
     return compare(
-        {"result": legacy.value, "rows": legacy.rows},
-        {"result": orm.value, "rows": orm.rows},
+        {"result": legacy.value, "rows": legacy.rows, "state": legacy.state},
+        {"result": orm.value, "rows": orm.rows, "state": orm.state},
         ignore=volatile,
     )
 

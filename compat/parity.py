@@ -1,0 +1,86 @@
+"""Compat layer: run one facade call on both paths from the same state and compare everything.
+
+The parity test suite and `compat verify` share this: each path runs in its
+own savepoint, rolled back afterwards, so both start from identical state and
+the database is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compat.compare import Difference, render
+from compat.errors import InvalidArgument
+from compat.observation import Outcome, Path
+from compat.redact import show
+from compat.registry import REGISTRY
+from compat.routing import differences, run_isolated
+from compat.unit_of_work import UnitOfWork
+
+__all__ = ["Comparison", "compare_paths"]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Both paths' outcomes for one call, and where they disagree."""
+
+    key: str
+    legacy: Outcome
+    orm: Outcome
+    differences: tuple[Difference, ...]
+    label: str = ""
+    """What the call was (a parity case's name), for reports."""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> bool:
+        return not self.differences
+
+    def report(self, *, redacted: bool = True, limit: int = 10) -> str:
+        """``key [label]: MISMATCH`` then the differences, a line each; redacted by default."""
+        head = f"{self.key}{f' [{self.label}]' if self.label else ''}"
+        if self.matched:
+            return f"{head}: match"
+        shown = render(
+            self.differences,
+            show=show if redacted else (lambda value, _field: repr(value)),
+            limit=limit,
+        )
+        return f"{head}: MISMATCH between the legacy and the ORM path\n{shown}"
+
+
+def compare_paths(
+    key: str,
+    args: tuple[Any, ...] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    unit: UnitOfWork,
+    read_state: Callable[[UnitOfWork], Any] | None = None,
+    label: str = "",
+) -> Comparison:
+    """Run ``key`` on the legacy path, then on the ORM path, each from the state ``unit`` has now.
+
+    Bad input is checked first, as the facade does; when it is rejected both
+    outcomes carry that one error, since neither path runs. Each path runs in
+    a savepoint that is rolled back; ``read_state`` reads what else should
+    match after the call (for example every row of every table).
+    """
+    spec = REGISTRY[key]
+    kwargs = dict(kwargs or {})
+    try:
+        spec.validate(args, kwargs)
+    except (InvalidArgument, TypeError) as error:
+        rejected = (Outcome(Path.LEGACY, error=error), Outcome(Path.ORM, error=error))
+        return Comparison(key, *rejected, differences=(), label=label, arguments=kwargs)
+    legacy = run_isolated(spec, Path.LEGACY, unit, args, kwargs, read_state=read_state)
+    orm = run_isolated(spec, Path.ORM, unit, args, kwargs, read_state=read_state)
+    return Comparison(
+        key,
+        legacy,
+        orm,
+        differences(legacy, orm, spec.volatile),
+        label=label,
+        arguments={**spec.arguments(args, {}), **kwargs},
+    )
