@@ -72,8 +72,14 @@ def uuid_text(function: str, argument: str, value: Any) -> None:
     if type(value) is not str:
         raise InvalidArgument(function, argument, f"must be a uuid as str, not {_type_name(value)}")
     if _UUID.fullmatch(value) is None:
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise InvalidArgument(function, argument, f"is not a valid uuid: {shown!r}")
+        # The value is not echoed: a caller that passes an email or a name here
+        # by mistake would otherwise put personal data into its logs.
+        raise InvalidArgument(
+            function,
+            argument,
+            f"is not a valid uuid (a {len(value)}-character str; expected 32 hex digits, "
+            "hyphens optional, e.g. 0b7f3c2e-1d5a-4c8e-9f00-3a2b1c4d5e6f)",
+        )
 
 
 def boolean(function: str, argument: str, value: Any) -> None:
@@ -167,7 +173,8 @@ ARGUMENTS: Final[Mapping[str, Validator]] = {
     **_session_fields,
     "email": optional(text()),
     "data": update_data(_session_fields),
-    "consent_user_data": boolean,
+    # Legacy stored NULL when given None (the column is nullable); keep that.
+    "consent_user_data": optional(boolean),
     "limit": integer(0),
     "offset": integer(0),
     "verified": optional(boolean),
