@@ -178,11 +178,9 @@ class FlagStore:
     ) -> None:
         self.keys: frozenset[str] = frozenset(keys)
         self._environ = os.environ if environ is None else environ
-        self.ttl_seconds = (
-            float(self._environ.get("COMPAT_FLAGS_TTL", DEFAULT_TTL_SECONDS))
-            if ttl_seconds is None
-            else ttl_seconds
-        )
+        self.ttl_seconds = self._ttl_from_environment() if ttl_seconds is None else ttl_seconds
+        self._reads_started = 0
+        self._read_applied = 0
         self._read_table = read_table
         self._clock = clock
         self._lock = threading.Lock()
@@ -195,6 +193,23 @@ class FlagStore:
         self._states: dict[str, FlagState] = {}
         self.problems: tuple[str, ...] = ()
         self._rebuild()
+
+    def _ttl_from_environment(self) -> float:
+        text = self._environ.get("COMPAT_FLAGS_TTL")
+        if text is None:
+            return DEFAULT_TTL_SECONDS
+        try:
+            ttl = float(text)
+        except ValueError:
+            ttl = -1.0
+        if not 0.0 <= ttl < float("inf"):
+            log.error(
+                "compat flags: COMPAT_FLAGS_TTL=%r is not a number of seconds; using %s",
+                text,
+                DEFAULT_TTL_SECONDS,
+            )
+            return DEFAULT_TTL_SECONDS
+        return ttl
 
     # -- reading ---------------------------------------------------------
 
@@ -212,13 +227,20 @@ class FlagStore:
 
     def refresh(self) -> None:
         """Read the table now (blocking) and rebuild the effective flags."""
+        with self._lock:
+            self._reads_started += 1
+            ticket = self._reads_started
         try:
             table = self._read_table()
         except Exception as error:  # the store must keep serving whatever went wrong
             self._table_failed(error)
         else:
             with self._lock:
-                self._table, self._table_ok, self._warned = table, True, False
+                # Two reads can overlap (a blocking one from `set`, a background
+                # one): an older read that finishes last must not win.
+                if ticket > self._read_applied:
+                    self._read_applied = ticket
+                    self._table, self._table_ok, self._warned = table, True, False
         finally:
             with self._lock:
                 self._expires_at = self._clock() + self.ttl_seconds

@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from compat import user_sessions
 from compat.errors import UnknownFlag
 from compat.flags import (
+    DEFAULT_TTL_SECONDS,
     MODES,
+    Entries,
     FlagChange,
     FlagState,
     FlagStore,
@@ -605,3 +607,47 @@ class TestAForkedChild:
         for thread in parents:
             thread.join(timeout=10)
         assert running.store.resolve(KEY) == FlagState(KEY, Mode.SHADOW, 1.0, "table")
+
+
+class TestOverlappingReads:
+    def test_an_older_read_that_finishes_last_does_not_overwrite_a_newer_one(self) -> None:
+        key = "user_sessions.get_session"
+        first_read_may_finish = threading.Event()
+        first_read_started = threading.Event()
+        answers: Iterator[Entries] = iter([{key: (Mode.SHADOW, 1.0)}, {key: (Mode.ORM, 1.0)}])
+
+        def read_table() -> Entries:
+            answer = next(answers)
+            if answer[key][0] is Mode.SHADOW:
+                first_read_started.set()
+                assert first_read_may_finish.wait(10)
+            return answer
+
+        store = FlagStore(REGISTRY, environ={}, read_table=read_table, clock=FakeClock())
+        older = threading.Thread(target=store.refresh)
+        older.start()
+        assert first_read_started.wait(10)
+        store.refresh()
+        assert store.resolve(key).mode is Mode.ORM
+        first_read_may_finish.set()
+        older.join(10)
+        assert store.resolve(key).mode is Mode.ORM
+
+
+class TestTtlSetting:
+    @pytest.mark.parametrize("text", ["soon", "-1", "inf", "nan"])
+    def test_a_bad_ttl_falls_back_to_the_default_with_an_error_logged(
+        self, text: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.ERROR, logger="compat.flags"):
+            store = FlagStore(
+                REGISTRY, environ={"COMPAT_FLAGS_TTL": text}, read_table=dict, clock=FakeClock()
+            )
+        assert store.ttl_seconds == DEFAULT_TTL_SECONDS
+        assert "COMPAT_FLAGS_TTL" in caplog.text
+
+    def test_a_good_ttl_is_used(self) -> None:
+        store = FlagStore(
+            REGISTRY, environ={"COMPAT_FLAGS_TTL": "0.5"}, read_table=dict, clock=FakeClock()
+        )
+        assert store.ttl_seconds == 0.5
