@@ -32,6 +32,7 @@ _SERVING: Mapping[Mode, Path] = {
     Mode.ORM: Path.ORM,
 }
 _OTHER: Mapping[Path, Path] = {Path.LEGACY: Path.ORM, Path.ORM: Path.LEGACY}
+_SNAPSHOT = "REPEATABLE READ"
 
 
 def facade(
@@ -74,8 +75,14 @@ def facade(
             ):
                 result = in_unit(spec.key, lambda unit: run_path(spec, serving, unit, args, kwargs))
             else:
+                # Both paths of a compared read must see one snapshot, or a
+                # concurrent commit between them shows up as a false mismatch.
+                # Reads cannot fail to serialize, so the caller sees nothing
+                # new; writes keep READ COMMITTED, as legacy code ran them.
                 result = in_unit(
-                    spec.key, lambda unit: _compared(spec, state.mode, unit, args, kwargs)
+                    spec.key,
+                    lambda unit: _compared(spec, state.mode, unit, args, kwargs),
+                    _SNAPSHOT if spec.kind is Kind.READ else None,
                 )
             return cast(R, result)
 

@@ -124,12 +124,14 @@ def current_unit() -> UnitOfWork | None:
 
 
 @contextmanager
-def transaction() -> Iterator[UnitOfWork]:
+def transaction(isolation_level: str | None = None) -> Iterator[UnitOfWork]:
     """Open a unit of work: every facade call inside runs on one connection, in one transaction.
 
     Commits once at the end; rolls everything back when the block raises. A
     nested ``transaction()`` is a savepoint, so an expected failure inside it
     (a duplicate, say) can be caught without losing the unit's earlier work.
+    ``isolation_level`` (e.g. ``"REPEATABLE READ"``) applies to an outermost
+    unit only; the pool resets it when the connection goes back.
     """
     unit = _current.get()
     if unit is not None:
@@ -138,6 +140,8 @@ def transaction() -> Iterator[UnitOfWork]:
         return
     with ExitStack() as stack:
         connection = stack.enter_context(get_engine().connect())
+        if isolation_level is not None:
+            connection.execution_options(isolation_level=isolation_level)
         outer = connection.begin()
         unit = UnitOfWork(connection)
         token = _current.set(unit)
@@ -155,12 +159,15 @@ def transaction() -> Iterator[UnitOfWork]:
         outer.commit()
 
 
-def in_unit(where: str, call: Callable[[UnitOfWork], T]) -> T:
-    """Run ``call`` in the current unit of work, or in a unit of its own when there is none."""
+def in_unit(where: str, call: Callable[[UnitOfWork], T], isolation_level: str | None = None) -> T:
+    """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
+
+    ``isolation_level`` applies only to a unit of its own.
+    """
     unit = _current.get()
     if unit is not None:
         return unit.run(where, call)
-    with transaction() as own:
+    with transaction(isolation_level) as own:
         return own.run(where, call)
 
 

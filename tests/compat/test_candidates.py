@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from compat.registry import REGISTRY, Kind
 from compat.runtime import get_runtime
-from tests.compat.calls import CALLS, Call
+from tests.compat.calls import CALLS, Call, new_session
 from tests.compat.test_routing import facade_function
-from tests.fixtures.layer import Layer
+from tests.fixtures.layer import Layer, observer_connection
 
 WRITES = sorted(key for key, spec in REGISTRY.items() if spec.kind is Kind.WRITE)
 
@@ -94,3 +94,30 @@ def test_a_failing_publisher_is_logged_and_never_breaks_the_call(
         [observation] = layer.observations()
     assert observation.matched
     assert "publisher Broken failed" in caplog.text
+
+
+def test_a_compared_read_sees_one_snapshot_even_when_another_client_commits_in_between(
+    committed_layer: Layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "user_sessions.count_sessions"
+    spec = REGISTRY[key]
+    other_client = observer_connection(committed_layer.url)
+
+    def candidate_then_someone_commits(db: Session) -> int:
+        counted: int = spec.orm(db)
+        new_session(other_client)  # autocommit: visible to any later snapshot
+        return counted
+
+    monkeypatch.setitem(
+        REGISTRY, key, dataclasses.replace(spec, orm=candidate_then_someone_commits)
+    )
+    try:
+        committed_layer.set_flags({key: "shadow"})
+        served = facade_function(key)()
+        [observation] = committed_layer.observations()
+        assert observation.matched, observation.summary()
+        assert served == observation.orm.value
+        committed_layer.set_flags({key: "legacy"})
+        assert facade_function(key)() == served + 1  # the other client's commit is there now
+    finally:
+        other_client.close()
