@@ -150,8 +150,15 @@ def parse_file_flags(path: Path, keys: Collection[str]) -> Entries:
     return entries
 
 
+READ_TIMEOUT_MS: Final = 1000
+"""How long a flag read may wait (on a lock, say) before the last good values are kept."""
+
+
 def _read_table() -> Entries:
-    with get_engine().connect() as connection:
+    with get_engine().connect() as connection, connection.begin():
+        # A locked table must not stall the first facade call, which waits for
+        # the first read: give up quickly and serve the defaults meanwhile.
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
         rows = connection.execute(sa.text("SELECT key, mode, sample_rate FROM compat_flags"))
         return {key: (_mode(key, mode), float(rate)) for key, mode, rate in rows}
 

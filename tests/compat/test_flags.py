@@ -651,3 +651,30 @@ class TestTtlSetting:
             REGISTRY, environ={"COMPAT_FLAGS_TTL": "0.5"}, read_table=dict, clock=FakeClock()
         )
         assert store.ttl_seconds == 0.5
+
+
+class TestALockedFlagTable:
+    def test_the_first_read_gives_up_quickly_and_serves_the_defaults_with_one_warning(
+        self,
+        committed_layer: Layer,
+        observer: psycopg2.extensions.connection,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        key = "user_sessions.get_session"
+        flip(observer, key, "orm")
+        locker = observer_connection(committed_layer.url)
+        locker.autocommit = False
+        try:
+            with locker.cursor() as cur:
+                cur.execute("LOCK TABLE compat_flags IN ACCESS EXCLUSIVE MODE")
+            store = FlagStore(REGISTRY, environ={}, clock=FakeClock())
+            with caplog.at_level(logging.WARNING, logger="compat.flags"):
+                assert store.resolve(key).mode is Mode.LEGACY
+                store.refresh()
+            assert caplog.text.count("cannot read the compat_flags table") == 1
+            assert "QueryCanceled" in caplog.text
+        finally:
+            locker.rollback()
+            locker.close()
+        store.refresh()
+        assert store.resolve(key).mode is Mode.ORM
