@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import sqlalchemy as sa
 
+from compat import verify as verification
+from compat.embedded import EmbeddedUnavailable
 from compat.errors import CompatError
 from compat.flags import MODES
+from compat.registry import REGISTRY
 from compat.runtime import get_runtime
 from orm.database import database_url, get_engine
 
@@ -19,6 +23,8 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str], out: TextIO) -> None:
@@ -127,6 +133,112 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _stderr(message: str) -> None:
+    sys.stderr.write(f"compat verify: {message}\n")
+    sys.stderr.flush()
+
+
+def _ms(latency: verification.Latency) -> str:
+    return f"{latency.p50_ms:.2f} / {latency.p95_ms:.2f}"
+
+
+def _verify_text(report: verification.Report, out: TextIO) -> None:
+    seeded = f"; seeded {report.seeded}" if report.seeded else ""
+    out.write(
+        f"database: {report.database}{seeded}; up to {report.sample} sampled calls per function "
+        f"plus edge cases, in one transaction rolled back at the end\n"
+    )
+    _table(
+        [
+            (
+                f.key,
+                f.kind.value,
+                f.mode,
+                f.cases,
+                f.matches,
+                f.mismatches,
+                _ms(f.legacy),
+                _ms(f.orm),
+                f.verdict,
+            )
+            for f in report.functions
+        ],
+        (
+            "key",
+            "kind",
+            "mode",
+            "cases",
+            "matches",
+            "mismatches",
+            "legacy ms p50 / p95",
+            "orm ms p50 / p95",
+            "verdict",
+        ),
+        out,
+    )
+    diffs = [f.first_diff for f in report.functions if f.first_diff]
+    if diffs:
+        out.write("\nfirst difference of each blocked function (personal data redacted):\n")
+        for diff in diffs:
+            out.write(f"{diff}\n")
+    out.write("\n")
+    for moved in report.sequences:
+        out.write(
+            f"sequence {moved.name}: {moved.before} -> {moved.after} during the run (an insert "
+            f"draws its value for good, even when rolled back as every call here is)\n"
+        )
+    cases = sum(f.cases for f in report.functions)
+    if report.verdict == verification.READY:
+        out.write(
+            f"verdict: ready: all {len(report.functions)} functions matched on all {cases} calls "
+            f"({report.seconds:.1f} s)\n"
+        )
+    else:
+        out.write(
+            f"verdict: blocked: {len(report.blocked)} of {len(report.functions)} functions "
+            f"did not match on every call: {', '.join(report.blocked)} ({report.seconds:.1f} s)\n"
+        )
+
+
+def verify(args: argparse.Namespace, out: TextIO) -> int:
+    """Compare both paths of each function on real rows; exit 1 when anything mismatched."""
+    keys = verification.select_keys(args.functions)
+    if not keys:
+        sys.stderr.write(
+            f"compat verify: --functions {args.functions!r} matches no function; "
+            f"valid keys are: {', '.join(sorted(REGISTRY))}\n"
+        )
+        return EXIT_USAGE
+    progress = (lambda _message: None) if args.quiet else _stderr
+    if verification.configured():
+        progress(f"verifying the database at {_where()} (no migration; every call is rolled back)")
+        report = verification.verify(keys, sample_size=args.sample, progress=progress)
+    else:
+        progress("DATABASE_URL is not set: verifying on a throwaway PostgreSQL with generated data")
+        try:
+            report = verification.verify_embedded(keys, sample_size=args.sample, progress=progress)
+        except EmbeddedUnavailable as error:
+            sys.stderr.write(f"compat verify: {error}\n")
+            return EXIT_UNAVAILABLE
+        except KeyboardInterrupt:
+            # The throwaway server is already stopped and removed by now.
+            sys.stderr.write("compat verify: interrupted\n")
+            return EXIT_INTERRUPTED
+    if args.json:
+        json.dump(report.as_json(), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        _verify_text(report, out)
+    return EXIT_OK if report.verdict == verification.READY else EXIT_FAILED
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `compat` command."""
     parser = argparse.ArgumentParser(
@@ -157,6 +269,32 @@ def build_parser() -> argparse.ArgumentParser:
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
     state.set_defaults(run=status)
+
+    checking = commands.add_parser(
+        "verify",
+        help="compare both paths of every function on real rows (changes nothing)",
+        description=(
+            "Run each facade function on the legacy and the ORM path from the same state and "
+            "compare results, errors and touched rows; every call is rolled back. With "
+            "DATABASE_URL (or POSTGRES_*) set, on that database, which is not migrated; "
+            "without, on a throwaway PostgreSQL started, migrated and seeded for the run. "
+            "Exit status: 0 ready, 1 blocked (a mismatch) or a database error, 2 usage, "
+            "3 no throwaway PostgreSQL could be started."
+        ),
+    )
+    checking.add_argument(
+        "--functions", metavar="GLOB", help="only the keys matching this glob (comma-separated)"
+    )
+    checking.add_argument(
+        "--sample",
+        type=_positive,
+        default=verification.DEFAULT_SAMPLE,
+        metavar="N",
+        help=f"sampled rows per function (default {verification.DEFAULT_SAMPLE})",
+    )
+    checking.add_argument("--json", action="store_true", help="print one JSON document")
+    checking.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    checking.set_defaults(run=verify)
     return parser
 
 
