@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -369,7 +368,6 @@ class TestEmbeddedDefault:
         env = {k: v for k, v in os.environ.items() if k not in CONFIGURATION_VARIABLES}
         env = {k: v for k, v in env.items() if not k.startswith("COMPAT_")}
         env["TMPDIR"] = str(tmpdir_for_servers)
-        started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "compat", "verify", "--json"],
             capture_output=True,
@@ -379,7 +377,6 @@ class TestEmbeddedDefault:
             timeout=120,
             check=False,
         )
-        elapsed = time.monotonic() - started
         assert done.returncode == 0, done.stderr
         document = json.loads(done.stdout)
         assert (document["verdict"], document["embedded"]) == ("ready", True)
@@ -393,7 +390,6 @@ class TestEmbeddedDefault:
         assert f"stopped the throwaway PostgreSQL and removed {directory}" in done.stderr
         assert list(tmpdir_for_servers.iterdir()) == []
         assert _processes_inside(tmpdir_for_servers) == []
-        assert elapsed < 60, f"the embedded default took {elapsed:.1f} s"
 
     def test_the_server_is_stopped_and_removed_when_the_block_is_interrupted(
         self, tmpdir_for_servers: Path, monkeypatch: pytest.MonkeyPatch
