@@ -1,0 +1,124 @@
+"""Benchmarks: `python -m bench` measures every path of the facade on a throwaway database.
+
+Run from the repository root:
+
+    python -m bench                  # the full run (a few minutes), prints the table
+    python -m bench --quick          # a smoke run (seconds; CI runs it, timings not asserted)
+    python -m bench --json out.json  # also write everything measured as JSON
+
+The server comes from DATABASE_URL, else the local unix socket
+(/var/run/postgresql), else the POSTGRES_* variables; a database is created
+on it, migrated to head, seeded with 10,000 sessions and 20,000 uploads,
+measured and dropped. Variants run interleaved, round by round, so drift on a
+shared machine hits all of them alike. The exit status is 0 unless something
+crashed: missed targets are reported, never failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.database import describe_url, scratch_database, seed, server_url
+from bench.operations import OPERATIONS
+from bench.report import evaluate, markdown, results_json
+from bench.suite import Settings, run_suite
+from orm.database import get_engine
+
+FULL = Settings(rounds=12, batch=25, dispatch_calls=400, bulk_rows=10_000, bulk_rounds=3)
+QUICK = Settings(rounds=1, batch=3, dispatch_calls=20, bulk_rows=200, bulk_rounds=1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Measure the facade's paths: legacy, ORM, shadow, live."
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few iterations")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--rounds", type=int, help="rounds (default 12; --quick: 1)")
+    parser.add_argument("--batch", type=int, help="calls per operation and variant per round")
+    parser.add_argument("--sessions", type=int, help="sessions to seed (default 10000)")
+    parser.add_argument(
+        "--only", help="comma-separated facade keys (or parts of them) to measure, e.g. get_session"
+    )
+    parser.add_argument("--no-bulk", action="store_true", help="skip the bulk insert")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; 0 unless it crashed."""
+    args = _parser().parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.rounds:
+        settings = Settings(**{**_fields(settings), "rounds": args.rounds})
+    if args.batch:
+        settings = Settings(**{**_fields(settings), "batch": args.batch})
+    sessions = args.sessions or (1_000 if args.quick else 10_000)
+    operations = OPERATIONS
+    if args.only:
+        wanted = [part.strip() for part in args.only.split(",") if part.strip()]
+        operations = tuple(op for op in OPERATIONS if any(w in op.name for w in wanted))
+    server, how = server_url()
+    print(f"server: {describe_url(server)} (from {how})", flush=True)
+    with scratch_database(server) as url:
+        print(
+            f"database: {describe_url(sa.make_url(url))}; seeding {sessions} sessions", flush=True
+        )
+        seeded = seed(sessions)
+        with get_engine().connect() as connection:
+            server_version = connection.exec_driver_sql("SHOW server_version").scalar()
+        samples, bulk, counts = run_suite(
+            operations,
+            seeded,
+            settings,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+            include_bulk=not args.no_bulk,
+        )
+    targets = evaluate(samples, operations, bulk)
+    context = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "postgresql": server_version,
+        "server": describe_url(server),
+        "settings": _fields(settings),
+        "sessions_seeded": sessions,
+    }
+    print()
+    print(
+        f"{context['date']}; {context['machine']}; Python {context['python']}; "
+        f"PostgreSQL {server_version} at {context['server']}; "
+        f"{settings.rounds} rounds x {settings.batch} calls"
+    )
+    print()
+    print(markdown(samples, operations, bulk, targets))
+    mismatches = {key: n for key, n in counts.items() if key[1] != "match"}
+    if mismatches:
+        print(f"\ncomparisons that did not match: {mismatches}")
+    if args.json:
+        data = results_json(samples, operations, bulk, targets, context, counts)
+        args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _fields(settings: Settings) -> dict[str, int]:
+    return {
+        "rounds": settings.rounds,
+        "batch": settings.batch,
+        "dispatch_calls": settings.dispatch_calls,
+        "bulk_rows": settings.bulk_rows,
+        "bulk_rounds": settings.bulk_rounds,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
