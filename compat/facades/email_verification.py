@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 from uuid import UUID
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from compat.facades.rows import legacy_dicts
 from compat.registry import Kind, Rows
 from compat.routing import facade
 from legacy import email_verification as legacy
@@ -30,8 +33,11 @@ _THE_SESSION = Rows("user_sessions", "uuid", "session_uuid")
 _ALL_SESSIONS = Rows("user_sessions")
 
 
-def verification_row(session: UserSession) -> VerificationRow:
-    """A session's verification state as the legacy code returned it."""
+def verification_row(session: UserSession | Row[Any]) -> VerificationRow:
+    """A session's verification state (an instance, or a row of its columns) as legacy gave it."""
+    if isinstance(session, Row):
+        # get_state selects exactly the legacy VerificationRow's columns.
+        return cast(VerificationRow, legacy_dicts([session], ("uuid",))[0])
     return {
         "uuid": str(session.uuid),
         "email": session.email,
@@ -48,7 +54,7 @@ def verification_row(session: UserSession) -> VerificationRow:
 
 @facade(legacy.get_verification, kind=Kind.READ)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
-    session = EmailVerificationRepository(db).get(UUID(session_uuid))
+    session = EmailVerificationRepository(db).get_state(UUID(session_uuid))
     return None if session is None else verification_row(session)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
 from uuid import UUID
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from compat.facades.rows import legacy_dicts
 from compat.registry import Kind, Rows
 from compat.routing import facade
 from compat.validation import integer
@@ -30,8 +34,10 @@ _THE_UPLOAD = Rows("uploaded_files", "id", "upload_id", order_by="id")
 _BY_STORAGE_KEY = Rows("uploaded_files", "storage_key", "storage_key", order_by="id")
 
 
-def upload_row(upload: UploadedFile) -> UploadRow:
-    """An UploadedFile as the legacy code returned it: a dict, session_uuid as str."""
+def upload_row(upload: UploadedFile | Row[Any]) -> UploadRow:
+    """An UploadedFile (or a row of its columns) as the legacy code returned it: uuid as str."""
+    if isinstance(upload, Row):
+        return _upload_rows([upload])[0]
     return {
         "id": upload.id,
         "session_uuid": str(upload.session_uuid),
@@ -43,6 +49,12 @@ def upload_row(upload: UploadedFile) -> UploadRow:
         "uploaded_at": upload.uploaded_at,
         "deleted_at": upload.deleted_at,
     }
+
+
+def _upload_rows(rows: Sequence[Row[Any]]) -> list[UploadRow]:
+    # The row methods select UploadedFile's columns, named and typed as the
+    # legacy UploadRow; parity checks that they agree.
+    return cast(list[UploadRow], legacy_dicts(rows, ("session_uuid",)))
 
 
 @facade(
@@ -62,7 +74,7 @@ def record_upload(
     content_type: str | None,
     sha256: str,
 ) -> UploadRow:
-    upload = UploadedFileRepository(db).record(
+    upload = UploadedFileRepository(db).record_row(
         session_uuid=UUID(session_uuid),
         filename=filename,
         storage_key=storage_key,
@@ -75,13 +87,13 @@ def record_upload(
 
 @facade(legacy.get_upload, kind=Kind.READ)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
-    upload = UploadedFileRepository(db).get_by_id(upload_id)
+    upload = UploadedFileRepository(db).get_row(upload_id)
     return None if upload is None else upload_row(upload)
 
 
 @facade(legacy.list_uploads, kind=Kind.READ)
 def list_uploads(db: Session, session_uuid: str) -> list[UploadRow]:
-    return [upload_row(u) for u in UploadedFileRepository(db).list_for_session(UUID(session_uuid))]
+    return _upload_rows(UploadedFileRepository(db).list_rows_for_session(UUID(session_uuid)))
 
 
 @facade(legacy.delete_upload, kind=Kind.WRITE, touches=(_THE_UPLOAD,))

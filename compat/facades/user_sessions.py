@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from compat.facades.rows import legacy_dicts
 from compat.registry import Kind, Rows
 from compat.routing import facade
 from compat.validation import choice
@@ -38,8 +40,10 @@ _ITS_UPLOADS = Rows("uploaded_files", "session_uuid", "session_uuid", order_by="
 _ALL_SESSIONS = Rows("user_sessions")
 
 
-def session_row(session: UserSession) -> SessionRow:
-    """A UserSession as the legacy code returned it: a dict, uuid as str."""
+def session_row(session: UserSession | Row[Any]) -> SessionRow:
+    """A UserSession (or a row of its columns) as the legacy code returned it: uuid as str."""
+    if isinstance(session, Row):
+        return _session_rows([session])[0]
     return {
         "uuid": str(session.uuid),
         "name": session.name,
@@ -60,7 +64,13 @@ def session_row(session: UserSession) -> SessionRow:
     }
 
 
-def _optional_row(session: UserSession | None) -> SessionRow | None:
+def _session_rows(rows: Sequence[Row[Any]]) -> list[SessionRow]:
+    # The repositories' row methods select the model's columns, which are
+    # named and typed as the legacy SessionRow; parity checks that they agree.
+    return cast(list[SessionRow], legacy_dicts(rows, ("uuid",)))
+
+
+def _optional_row(session: UserSession | Row[Any] | None) -> SessionRow | None:
     return None if session is None else session_row(session)
 
 
@@ -71,7 +81,7 @@ def check_uuid_exists(db: Session, session_uuid: str) -> bool:
 
 @facade(legacy.get_session, kind=Kind.READ)
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).get_by_uuid(UUID(session_uuid)))
+    return _optional_row(UserSessionRepository(db).get_row(UUID(session_uuid)))
 
 
 @facade(legacy.insert_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
@@ -83,7 +93,7 @@ def insert_session(
     ip_address: str | None = None,
     consent_user_data: bool = False,
 ) -> SessionRow:
-    created = UserSessionRepository(db).create(
+    created = UserSessionRepository(db).create_row(
         uuid=UUID(session_uuid),
         name=name,
         email=email,
@@ -95,7 +105,7 @@ def insert_session(
 
 @facade(legacy.update_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
 def update_session(db: Session, session_uuid: str, data: Mapping[str, Any]) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).update(UUID(session_uuid), dict(data)))
+    return _optional_row(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
 
 
 @facade(legacy.complete_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
@@ -120,7 +130,7 @@ def list_session_uuids(db: Session) -> set[str]:
 
 @facade(legacy.find_sessions_by_email, kind=Kind.READ)
 def find_sessions_by_email(db: Session, email: str) -> list[SessionRow]:
-    return [session_row(s) for s in UserSessionRepository(db).find_by_email(email)]
+    return _session_rows(UserSessionRepository(db).find_rows_by_email(email))
 
 
 @facade(legacy.list_sessions, kind=Kind.READ, arguments={"order": choice(legacy.ORDERS)})
@@ -135,7 +145,7 @@ def list_sessions(
     created_before: datetime | None = None,
     order: SessionOrder = "-created_at",
 ) -> list[SessionRow]:
-    sessions = UserSessionRepository(db).list_sessions(
+    sessions = UserSessionRepository(db).list_session_rows(
         limit=limit,
         offset=offset,
         verified=verified,
@@ -144,7 +154,7 @@ def list_sessions(
         created_before=created_before,
         order=order,
     )
-    return [session_row(s) for s in sessions]
+    return _session_rows(sessions)
 
 
 @facade(legacy.delete_abandoned_sessions, kind=Kind.WRITE, touches=(_ALL_SESSIONS,))

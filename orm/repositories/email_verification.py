@@ -9,12 +9,14 @@ from typing import Any, Final
 from sqlalchemy import (
     DateTime,
     Executable,
+    Row,
     String,
     Update,
     bindparam,
     false,
     not_,
     null,
+    select,
     true,
     update,
 )
@@ -35,6 +37,19 @@ def _set(**values: Any) -> Update:
         .values(**values, updated_at=now())
     )
 
+
+_STATE: Final = select(
+    UserSession.uuid,
+    UserSession.email,
+    UserSession.verification_code,
+    UserSession.verification_attempts,
+    UserSession.max_verification_attempts,
+    UserSession.verification_expires_at,
+    UserSession.is_email_verified,
+    UserSession.resend_attempts,
+    UserSession.max_resend_attempts,
+    UserSession.last_resend_at,
+).where(UserSession.uuid == bindparam(PK_PARAM, type_=UserSession.uuid.type))
 
 _SET_CODE: Final = _set(
     verification_code=bindparam("code", type_=String(6)),
@@ -80,6 +95,11 @@ class EmailVerificationRepository(BaseRepository[UserSession]):
         """The session (whose verification columns are the state), or None."""
         self._check_key(session_uuid, "get")
         return self._one(self._model.get_by_id, {PK_PARAM: session_uuid})
+
+    def get_state(self, session_uuid: uuid.UUID) -> Row[Any] | None:
+        """The verification state alone, as a row: uuid, email and the verification columns."""
+        self._check_key(session_uuid, "get_state")
+        return self._row(_STATE, {PK_PARAM: session_uuid})
 
     def set_code(self, session_uuid: uuid.UUID, code: str, expires_at: datetime) -> bool:
         """Store a new code and its expiry; reset the attempts and the verified flag."""

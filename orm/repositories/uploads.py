@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import BigInteger, bindparam, cast, func, insert, select
+from sqlalchemy import BigInteger, Row, bindparam, cast, func, insert, select
 
 from orm.models import UploadedFile, UserSession
 from orm.repositories.base import BaseRepository
@@ -88,8 +89,42 @@ class UploadedFileRepository(BaseRepository[UploadedFile]):
         sha256: str,
     ) -> UploadedFile:
         """Record an uploaded file's metadata and return the stored row."""
+        params = self._record_params(
+            "record", session_uuid, filename, storage_key, size_bytes, content_type, sha256
+        )
+        recorded = self._one(_RECORD, params)
+        assert recorded is not None  # INSERT ... RETURNING returns the row or raises
+        return recorded
+
+    def record_row(
+        self,
+        session_uuid: uuid.UUID,
+        filename: str,
+        storage_key: str,
+        size_bytes: int,
+        content_type: str | None,
+        sha256: str,
+    ) -> Row[Any]:
+        """``record`` returning the stored row as columns."""
+        params = self._record_params(
+            "record_row", session_uuid, filename, storage_key, size_bytes, content_type, sha256
+        )
+        recorded = self._row(_RECORD, params)
+        assert recorded is not None  # INSERT ... RETURNING returns the row or raises
+        return recorded
+
+    def _record_params(
+        self,
+        method: str,
+        session_uuid: uuid.UUID,
+        filename: str,
+        storage_key: str,
+        size_bytes: int,
+        content_type: str | None,
+        sha256: str,
+    ) -> dict[str, Any]:
         self._check(
-            "record",
+            method,
             session_uuid=session_uuid,
             filename=filename,
             storage_key=storage_key,
@@ -97,7 +132,7 @@ class UploadedFileRepository(BaseRepository[UploadedFile]):
             content_type=content_type,
             sha256=sha256,
         )
-        params = {
+        return {
             "set_session_uuid": session_uuid,
             "set_filename": filename,
             "set_storage_key": storage_key,
@@ -105,14 +140,16 @@ class UploadedFileRepository(BaseRepository[UploadedFile]):
             "set_content_type": content_type,
             "set_sha256": sha256,
         }
-        recorded = self._one(_RECORD, params)
-        assert recorded is not None  # INSERT ... RETURNING returns the row or raises
-        return recorded
 
     def list_for_session(self, session_uuid: uuid.UUID) -> list[UploadedFile]:
         """A session's live uploads, oldest first (ties by id)."""
         self._check("list_for_session", session_uuid=session_uuid)
         return self._all(_LIST_FOR_SESSION, {"session_uuid": session_uuid})
+
+    def list_rows_for_session(self, session_uuid: uuid.UUID) -> Sequence[Row[Any]]:
+        """``list_for_session`` as rows of columns."""
+        self._check("list_rows_for_session", session_uuid=session_uuid)
+        return self._rows(_LIST_FOR_SESSION, {"session_uuid": session_uuid})
 
     def total_bytes(self, session_uuid: uuid.UUID) -> int:
         """The sizes of a session's live uploads, summed (0 when there are none)."""
@@ -126,4 +163,9 @@ class UploadedFileRepository(BaseRepository[UploadedFile]):
         """
         if limit < 0:
             raise ValueError(f"{self._where('stats')}: limit must not be negative, not {limit}")
-        return [UploadStats(*row) for row in self._rows(_STATS, {"limit": limit})]
+        return [
+            UploadStats(
+                row.session_uuid, row.name, row.file_count, row.total_bytes, row.last_upload_at
+            )
+            for row in self._rows(_STATS, {"limit": limit})
+        ]

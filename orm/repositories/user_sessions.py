@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, get_args
 
-from sqlalchemy import Text, bindparam, delete, func, select, update
+from sqlalchemy import Row, Text, bindparam, delete, func, select, update
 
 from orm.models import UserSession
 from orm.repositories.base import BaseRepository
@@ -63,13 +63,21 @@ class UserSessionRepository(BaseRepository[UserSession]):
         updated_at becomes CURRENT_TIMESTAMP, even when ``data`` is empty. None
         when the session does not exist; any other key raises ValueError.
         """
+        self._check_updatable(data, "update")
+        return super().update(session_uuid, data)
+
+    def update_row(self, session_uuid: uuid.UUID, data: Mapping[str, Any], /) -> Row[Any] | None:
+        """``update`` returning the new row as columns (see BaseRepository.get_row)."""
+        self._check_updatable(data, "update_row")
+        return super().update_row(session_uuid, data)
+
+    def _check_updatable(self, data: Mapping[str, Any], method: str) -> None:
         unknown = set(data) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(
-                f"{self._where('update')}: cannot update {sorted(unknown)}; "
+                f"{self._where(method)}: cannot update {sorted(unknown)}; "
                 f"updatable fields are {sorted(UPDATABLE_FIELDS)}"
             )
-        return super().update(session_uuid, data)
 
     def complete(self, session_uuid: uuid.UUID) -> bool:
         """Set completed_at, once. False when the session is missing or already completed."""
@@ -83,6 +91,10 @@ class UserSessionRepository(BaseRepository[UserSession]):
     def find_by_email(self, email: str) -> list[UserSession]:
         """Sessions whose email matches ignoring case; oldest first (NULLs last), ties by uuid."""
         return self._all(_FIND_BY_EMAIL, {"email": email})
+
+    def find_rows_by_email(self, email: str) -> Sequence[Row[Any]]:
+        """``find_by_email`` as rows of columns."""
+        return self._rows(_FIND_BY_EMAIL, {"email": email})
 
     def list_sessions(
         self,
@@ -102,9 +114,40 @@ class UserSessionRepository(BaseRepository[UserSession]):
         created_at < created_before``. ``order`` is a column, descending with
         a leading ``-``; NULLs sort last and ties are broken by uuid ascending.
         """
+        filters = self._session_filters(
+            "list_sessions", verified, completed, created_after, created_before, order
+        )
+        return self.list(filters, order=order, limit=limit, offset=offset)
+
+    def list_session_rows(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        verified: bool | None = None,
+        completed: bool | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: SessionOrder = "-created_at",
+    ) -> Sequence[Row[Any]]:
+        """``list_sessions`` as rows of columns."""
+        filters = self._session_filters(
+            "list_session_rows", verified, completed, created_after, created_before, order
+        )
+        return self.list_rows(filters, order=order, limit=limit, offset=offset)
+
+    def _session_filters(
+        self,
+        method: str,
+        verified: bool | None,
+        completed: bool | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        order: str,
+    ) -> list[Filter]:
         if order not in SESSION_ORDERS:
             raise ValueError(
-                f"{self._where('list_sessions')}: order must be one of "
+                f"{self._where(method)}: order must be one of "
                 f"{sorted(SESSION_ORDERS)}, not {order!r}"
             )
         filters: list[Filter] = []
@@ -116,7 +159,7 @@ class UserSessionRepository(BaseRepository[UserSession]):
             filters.append(Filter("created_at", "ge", created_after))
         if created_before is not None:
             filters.append(Filter("created_at", "lt", created_before))
-        return self.list(filters, order=order, limit=limit, offset=offset)
+        return filters
 
     def delete_abandoned(self, older_than_hours: int) -> int:
         """Delete sessions never completed and created over N hours ago; return how many."""
