@@ -125,7 +125,8 @@ def count_sessions(db: Session) -> int:
 
 @facade(legacy.list_session_uuids, kind=Kind.READ)
 def list_session_uuids(db: Session) -> set[str]:
-    return {str(uuid) for uuid in UserSessionRepository(db).list_uuids()}
+    # Streamed: only the str set the legacy contract returns is ever whole in memory.
+    return {str(uuid) for uuid in UserSessionRepository(db).stream_uuids()}
 
 
 @facade(legacy.find_sessions_by_email, kind=Kind.READ)

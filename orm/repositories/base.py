@@ -19,7 +19,7 @@ Rules every repository follows:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, Generic, TypeVar, cast
 
@@ -50,6 +50,9 @@ ModelT = TypeVar("ModelT", bound=Base)
 # Instances come back fresh from their rows; nothing else in the session is
 # touched (see the module docstring).
 _FRESH: Final[Mapping[str, Any]] = {"populate_existing": True, "synchronize_session": False}
+# Rows per round trip when streaming: large enough that the round trips do not
+# show, small enough that a batch is a few megabytes.
+_STREAM_BATCH: Final = 10_000
 
 
 class BaseRepository(Generic[ModelT]):
@@ -141,6 +144,19 @@ class BaseRepository(Generic[ModelT]):
         """The first column of every row."""
         with self._scope() as session:
             return self._connection(session).execute(statement, params).scalars().all()
+
+    def _stream_scalars(
+        self, statement: Executable, params: Mapping[str, Any], batch: int = _STREAM_BATCH
+    ) -> Iterator[Any]:
+        """The first column of every row, fetched ``batch`` rows at a time (a server-side cursor).
+
+        Memory stays flat however many rows there are. Consume it to the end
+        while the session is open; a standalone repository commits when it is.
+        """
+        options = {"stream_results": True, "yield_per": batch}
+        with self._scope() as session:
+            result = self._connection(session).execute(statement, params, execution_options=options)
+            yield from result.scalars()
 
     def _rowcount(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Run an UPDATE or DELETE; return how many rows it touched."""

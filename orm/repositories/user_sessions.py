@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, get_args
 
@@ -86,7 +86,14 @@ class UserSessionRepository(BaseRepository[UserSession]):
 
     def list_uuids(self) -> set[uuid.UUID]:
         """The uuid of every session."""
-        return set(self._scalars(_LIST_UUIDS, {}))
+        return set(self.stream_uuids())
+
+    def stream_uuids(self) -> Iterator[uuid.UUID]:
+        """The uuid of every session, read in batches: memory stays flat however many there are.
+
+        Consume it to the end while the session is open.
+        """
+        return self._stream_scalars(_LIST_UUIDS, {})
 
     def find_by_email(self, email: str) -> list[UserSession]:
         """Sessions whose email matches ignoring case; oldest first (NULLs last), ties by uuid."""
