@@ -5,6 +5,7 @@ Run from the repository root:
     python -m bench                  # the full run (a few minutes), prints the table
     python -m bench --quick          # a smoke run (seconds; CI runs it, timings not asserted)
     python -m bench --json out.json  # also write everything measured as JSON
+    python -m bench --profile orm:get_session  # pyinstrument tree of one path
 
 The server comes from DATABASE_URL, else the local unix socket
 (/var/run/postgresql), else the POSTGRES_* variables; a database is created
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.database import describe_url, scratch_database, seed, server_url
+from bench.database import Seeded, describe_url, scratch_database, seed, server_url
 from bench.operations import OPERATIONS
+from bench.profile import profile
 from bench.report import evaluate, markdown, results_json
 from bench.suite import Settings, run_suite
 from orm.database import get_engine
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         "--only", help="comma-separated facade keys (or parts of them) to measure, e.g. get_session"
     )
     parser.add_argument("--no-bulk", action="store_true", help="skip the bulk insert")
+    parser.add_argument(
+        "--profile",
+        metavar="VARIANT:KEY",
+        help="instead of the table, profile one operation with pyinstrument "
+        "(e.g. orm:user_sessions.get_session)",
+    )
     return parser
 
 
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             f"database: {describe_url(sa.make_url(url))}; seeding {sessions} sessions", flush=True
         )
         seeded = seed(sessions)
+        if args.profile:
+            return _profile(args.profile, seeded, 300 if args.quick else 3000)
         with get_engine().connect() as connection:
             server_version = connection.exec_driver_sql("SHOW server_version").scalar()
         samples, bulk, counts = run_suite(
@@ -107,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         data = results_json(samples, operations, bulk, targets, context, counts)
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")
+    return 0
+
+
+def _profile(spec: str, seeded: Seeded, calls: int) -> int:
+    variant, _, key = spec.partition(":")
+    found = [op for op in OPERATIONS if op.name == key or op.name.endswith(f".{key}")]
+    if len(found) != 1:
+        print(f"--profile {spec!r}: name one of {', '.join(op.name for op in OPERATIONS)}")
+        return 2
+    print(profile(found[0], variant, seeded, calls))
     return 0
 
 
