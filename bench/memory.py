@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the table, measure each operation's peak RSS, print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--only", help="measure only the operations whose name contains this")
     args = parser.parse_args(argv)
     server, how = server_url()
     print(f"server: {describe_url(server)} (from {how})", flush=True)
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "DATABASE_URL": url}
         print("\n| operation | peak RSS (MB) | seconds | exit |\n|---|---:|---:|---:|")
         for name, code in _OPERATIONS.items():
+            if args.only and args.only not in name and not name.startswith("baseline"):
+                continue
             peak, seconds, status = _peak_mb(code, env)
             print(f"| {name} | {peak:,.0f} | {seconds:,.1f} | {status} |", flush=True)
     print(f"\ntarget: verifying a {args.sessions:,}-row table under {LIMIT_MB} MB peak RSS")
