@@ -102,13 +102,11 @@ def run_path(
     """Run one path of ``spec`` in ``unit``; a database error surfaces as psycopg2's class."""
     if path is Path.LEGACY:
         return spec.legacy(*args, **kwargs)
-    session = unit.session()
-    try:
-        return spec.orm(session, *args, **kwargs)
-    except sa.exc.DBAPIError as error:
-        raise unwrap(error) from error
-    finally:
-        session.close()
+    with unit.call_session() as session:
+        try:
+            return spec.orm(session, *args, **kwargs)
+        except sa.exc.DBAPIError as error:
+            raise unwrap(error) from error
 
 
 def _compared(
