@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+import psycopg2
 import sqlalchemy as sa
 
 from compat import verify as verification
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except CompatError as error:
         sys.stderr.write(f"compat: {error}\n")
         return EXIT_USAGE
-    except (sa.exc.SQLAlchemyError, OSError) as error:
+    except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as error:
         message = str(getattr(error, "orig", None) or error).splitlines()[0]
         sys.stderr.write(f"compat: the database at {_where()} said: {message}\n")
         return EXIT_FAILED

@@ -191,7 +191,8 @@ def run_isolated(
     For a write, the rows it touched are read back inside the savepoint, and
     ``read_state`` (when given) reads whatever else should be compared, such
     as whole tables. With ``budget_ms``, a statement timeout bounds the run
-    (undone with the savepoint).
+    (undone with the savepoint). The one error raised is a lost connection:
+    nothing else can run in the unit then.
     """
     started = time.perf_counter()
     try:
@@ -203,6 +204,10 @@ def run_isolated(
             rows = _touched(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
             state = None if read_state is None else read_state(unit)
     except Exception as error:  # a candidate's failure is recorded, never raised
+        if unit.connection.invalidated:
+            # The server ended the connection (a restart, say): the serving path
+            # would fail next with a vaguer error, so the caller gets this one.
+            raise
         return Outcome(path, error=unwrap(error), seconds=time.perf_counter() - started)
     return Outcome(path, value=value, seconds=seconds, rows=rows, state=state)
 

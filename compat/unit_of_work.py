@@ -107,7 +107,10 @@ class UnitOfWork:
             return call(self)
         except DATABASE_ERRORS as error:
             self.record_failure(where, error)
-            raise
+            original = unwrap(error)
+            if original is error:
+                raise
+            raise original from error  # psycopg2's class on both paths, as documented
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -117,8 +120,8 @@ class UnitOfWork:
         outer_failure = self._failure
         try:
             yield
-        except BaseException:
-            nested.rollback()
+        except BaseException as error:
+            _roll_back_after(error, nested)
             self._failure = outer_failure
             raise
         if self._failure is not None:
@@ -134,9 +137,12 @@ class UnitOfWork:
         nested = self.connection.begin_nested()
         try:
             yield
-        finally:
+        except BaseException as error:
             if nested.is_active:
-                nested.rollback()
+                _roll_back_after(error, nested)
+            raise
+        if nested.is_active:
+            nested.rollback()
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("compat_unit_of_work", default=None)
@@ -175,14 +181,39 @@ def transaction(isolation_level: str | None = None) -> Iterator[UnitOfWork]:
         stack.enter_context(lend_connection(unit.dbapi_connection))
         try:
             yield unit
-        except BaseException:
+        except BaseException as error:
             if outer.is_active:
-                outer.rollback()
+                _roll_back_after(error, outer)
             raise
         if unit._failure is not None:
             outer.rollback()
             raise UnitOfWorkAborted(unit._failure)
-        outer.commit()
+        try:
+            outer.commit()
+        except sa.exc.DBAPIError as error:
+            # As every facade call does: psycopg2's class, whichever path ran.
+            raise unwrap(error) from error
+
+
+def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:
+    """Roll back because ``error`` was raised; a lost connection must not hide that error.
+
+    When the server restarted or ended the backend, the rollback fails too (a
+    vaguer "connection already closed") and would replace the error that
+    stopped the work. SQLAlchemy has invalidated the connection by then, the
+    server has discarded the transaction, and the pool replaces the connection
+    on the next checkout: the original error goes on, with a note.
+    """
+    try:
+        transaction.rollback()
+    except sa.exc.DBAPIError as failed:
+        if not failed.connection_invalidated:
+            raise
+        reason = next(iter(str(failed.orig).splitlines()), "")
+        error.add_note(
+            f"the rollback that followed failed too (the connection was lost): "
+            f"{type(failed.orig).__name__}: {reason}"
+        )
 
 
 def in_unit(where: str, call: Callable[[UnitOfWork], T], isolation_level: str | None = None) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from compat.errors import InvalidArgument
@@ -31,6 +31,9 @@ BIGINT_MAX: Final = 2**63 - 1
 MAX_HOURS: Final = 10**7
 """About 1,100 years. CURRENT_TIMESTAMP minus some 59 million hours falls before
 4713 BC, PostgreSQL's earliest timestamp, and the statement fails in the server."""
+
+MAX_UTC_OFFSET: Final = timedelta(hours=16)
+"""PostgreSQL refuses a time zone displacement of 16 hours or more ("out of range")."""
 
 # Exactly what PostgreSQL's uuid input accepts (and Python's UUID() too):
 # 32 hex digits, an optional hyphen after any group of four, optional braces.
@@ -115,9 +118,32 @@ def hours(function: str, argument: str, value: Any) -> None:
 
 
 def moment(function: str, argument: str, value: Any) -> None:
-    """A datetime; naive means UTC, aware is converted to UTC by PostgreSQL on both paths."""
+    """A datetime; naive means UTC, aware is converted to UTC by PostgreSQL on both paths.
+
+    An aware one needs a UTC offset PostgreSQL reads (whole seconds, under 16
+    hours; Python allows fractions and up to 24) and must stay within years 1
+    to 9999 once in UTC: PostgreSQL stores ``datetime(1, 1, 1, tzinfo=+14:00)``
+    as a date BC, which no later read of the row could turn back into a datetime.
+    """
     if not isinstance(value, datetime):
         raise InvalidArgument(function, argument, f"must be a datetime, not {_type_name(value)}")
+    offset = value.utcoffset()
+    if offset is not None:
+        if offset.microseconds or abs(offset) >= MAX_UTC_OFFSET:
+            raise InvalidArgument(
+                function,
+                argument,
+                f"has the UTC offset {value.strftime('%z')}; PostgreSQL reads offsets "
+                "of whole seconds, under 16 hours",
+            )
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidArgument(
+                function,
+                argument,
+                f"is {value.isoformat()}, outside years 1 to 9999 once converted to UTC",
+            ) from None
 
 
 def choice(options: Collection[str]) -> Validator:

@@ -34,7 +34,12 @@ def database_url() -> sa.URL:
     """The database URL with the psycopg2 dialect: DATABASE_URL, else the POSTGRES_* variables."""
     raw = os.environ.get("DATABASE_URL")
     if raw:
-        return sa.make_url(raw).set(drivername=DRIVER)
+        try:
+            return sa.make_url(raw).set(drivername=DRIVER)
+        except ValueError as error:  # a port that is not a number, say
+            # An ArgumentError, like any other unparseable URL; never the URL itself,
+            # which may carry a password.
+            raise sa.exc.ArgumentError(f"DATABASE_URL cannot be parsed ({error})") from None
     port = os.environ.get("POSTGRES_PORT", "5432")
     return sa.URL.create(
         DRIVER,
