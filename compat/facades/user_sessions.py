@@ -126,7 +126,10 @@ def count_sessions(db: Session) -> int:
 @facade(legacy.list_session_uuids, kind=Kind.READ)
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
-    return {str(uuid) for uuid in UserSessionRepository(db).stream_uuids()}
+    texts: set[str] = set()
+    for batch in UserSessionRepository(db).stream_uuids():
+        texts.update(map(str, batch))
+    return texts
 
 
 @facade(legacy.find_sessions_by_email, kind=Kind.READ)

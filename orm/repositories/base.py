@@ -147,8 +147,8 @@ class BaseRepository(Generic[ModelT]):
 
     def _stream_scalars(
         self, statement: Executable, params: Mapping[str, Any], batch: int = _STREAM_BATCH
-    ) -> Iterator[Any]:
-        """The first column of every row, fetched ``batch`` rows at a time (a server-side cursor).
+    ) -> Iterator[Sequence[Any]]:
+        """The first column of every row, in lists of up to ``batch`` (a server-side cursor).
 
         Memory stays flat however many rows there are. Consume it to the end
         while the session is open; a standalone repository commits when it is.
@@ -156,7 +156,7 @@ class BaseRepository(Generic[ModelT]):
         options = {"stream_results": True, "yield_per": batch}
         with self._scope() as session:
             result = self._connection(session).execute(statement, params, execution_options=options)
-            yield from result.scalars()
+            yield from result.scalars().partitions()
 
     def _rowcount(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Run an UPDATE or DELETE; return how many rows it touched."""

@@ -86,12 +86,16 @@ class UserSessionRepository(BaseRepository[UserSession]):
 
     def list_uuids(self) -> set[uuid.UUID]:
         """The uuid of every session."""
-        return set(self.stream_uuids())
+        found: set[uuid.UUID] = set()
+        for batch in self.stream_uuids():
+            found.update(batch)
+        return found
 
-    def stream_uuids(self) -> Iterator[uuid.UUID]:
-        """The uuid of every session, read in batches: memory stays flat however many there are.
+    def stream_uuids(self) -> Iterator[Sequence[uuid.UUID]]:
+        """The uuid of every session, in batches of up to 10,000, read through a server-side cursor.
 
-        Consume it to the end while the session is open.
+        Memory stays flat however many sessions there are. Consume it to the
+        end while the session is open.
         """
         return self._stream_scalars(_LIST_UUIDS, {})
 
