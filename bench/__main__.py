@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{settings.rounds} rounds x {settings.batch} calls"
     )
     print()
+    if args.quick:
+        print("(a smoke run: too few calls for the figures or the verdicts to mean anything)\n")
     print(markdown(samples, operations, bulk, targets))
     mismatches = {key: n for key, n in counts.items() if key[1] != "match"}
     if mismatches:
