@@ -120,6 +120,11 @@ class BaseRepository(Generic[ModelT]):
         """The connection ``session`` runs on, after the autoflush Session.execute would do."""
         if session.autoflush:
             session.flush()  # returns at once when nothing is pending
+        transaction = session.get_transaction()
+        if transaction is not None and not transaction.is_active:
+            # A failed flush left it to be rolled back: session.connection()
+            # raises PendingRollbackError, as Session.execute would.
+            return session.connection()
         bind = session.get_bind()
         # Bound to the caller's connection: that one (and its transaction) is
         # what session.connection() would hand back too, at a higher price.
