@@ -21,7 +21,7 @@ from compat.cli import main
 from compat.registry import REGISTRY
 from compat.runtime import reset_runtime
 from orm.database import dispose_engine
-from tests.fixtures.layer import Layer, observer_connection
+from tests.fixtures.layer import Layer
 from tests.fixtures.postgres import PgServer
 
 KEY = "user_sessions.get_session"
@@ -112,15 +112,6 @@ def missing_database(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> st
     )
     monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
     return name
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def flip(

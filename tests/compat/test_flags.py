@@ -78,15 +78,6 @@ class Running:
         return self.store.resolve(key)
 
 
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def flip(
     observer: psycopg2.extensions.connection, key: str, mode: str, sample_rate: float = 1.0
 ) -> None:

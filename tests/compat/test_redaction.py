@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from compat.redact import PERSONAL_FIELDS, redact, redact_text, show
 from compat.registry import REGISTRY
 from tests.compat.calls import CALLS, Call
 from tests.compat.test_routing import facade_function, tampered
-from tests.fixtures.layer import Layer, observer_connection
+from tests.fixtures.layer import Layer
 
 # Letters that are not hex digits: a code made of them cannot turn up by chance
 # inside a digest or a duration.
@@ -327,15 +327,6 @@ class TestShadowMismatchOnASession:
         text = observation.summary()
         for value in (*person.values(), *impostor.values()):
             assert value in text
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def test_the_observations_table_holds_no_personal_data(

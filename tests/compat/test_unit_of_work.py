@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.errors
@@ -13,16 +12,7 @@ import pytest
 
 import compat
 from compat import uploads, user_sessions
-from tests.fixtures.layer import Layer, observer_connection
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
+from tests.fixtures.layer import Layer
 
 
 def committed_session(observer: psycopg2.extensions.connection, name: str = "Ada") -> str:

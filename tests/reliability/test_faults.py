@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -24,7 +24,7 @@ import compat
 import legacy.user_sessions
 from compat import email_verification, uploads, user_sessions
 from compat.registry import REGISTRY
-from tests.fixtures.layer import Layer, observer_connection
+from tests.fixtures.layer import Layer
 from tests.reliability.backends import terminate_every_backend
 
 # One unit of work crosses both paths and both compared modes.
@@ -48,15 +48,6 @@ LOST_CONNECTION = (
     "server closed the connection unexpectedly",
     "terminating connection due to administrator command",
 )
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ the calls: which path served them, as the SQL each path sent shows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import psycopg2.extensions
 import pytest
@@ -24,15 +23,6 @@ from tests.fixtures.layer import Layer, observer_connection
 KEY = "user_sessions.get_session"
 TTL = 5.0
 CALLS_DURING_THE_OUTAGE = 20
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def running_store(layer: Layer) -> tuple[FlagStore, FakeClock]:

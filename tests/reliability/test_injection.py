@@ -25,7 +25,7 @@ from compat import InvalidArgument
 from compat.registry import REGISTRY
 from tests.compat.calls import CALLS, Call, new_session, new_upload
 from tests.compat.test_routing import facade_function
-from tests.fixtures.layer import Layer, observer_connection
+from tests.fixtures.layer import Layer
 from tests.reliability.hostile import INJECTIONS
 
 TABLES = ("user_sessions", "uploaded_files", "compat_flags", "compat_flag_audit")
@@ -43,15 +43,6 @@ STORED_IN = {
 }
 FRESH_EACH_CALL = {"user_sessions.insert_session", "uploads.record_upload"}
 """Their baseline call inserts a row, so each injection needs a new uuid or storage key."""
-
-
-@pytest.fixture
-def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(committed_layer.url)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def one(observer: psycopg2.extensions.connection, sql: str, *params: Any) -> Any:
