@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -18,6 +19,7 @@ __all__ = [
     "database_dsn",
     "execute",
     "fetch_all",
+    "fetch_batches",
     "fetch_one",
     "get_db_connection",
     "lend_connection",
@@ -168,6 +170,37 @@ def fetch_one(sql: Query, params: Params = ()) -> dict[str, Any] | None:
 def fetch_all(sql: Query, params: Params = ()) -> list[dict[str, Any]]:
     """Run one statement in its own transaction; return every row as a dict."""
     return cast(list[dict[str, Any]], _run(sql, params, "all"))
+
+
+# Server-side cursors are named legacy_batches_<n>: unique on a connection that
+# streams twice at once, and telling a DBA in pg_cursors whose they are.
+_CURSOR_NUMBERS = itertools.count(1)
+
+
+def fetch_batches(
+    sql: Query, params: Params = (), size: int = 10_000
+) -> Generator[list[tuple[Any, ...]], None, None]:
+    """Run one query in its own transaction; yield its rows as tuples, ``size`` at a time.
+
+    For results too large to hold as a list of dicts: a server-side cursor
+    (``DECLARE``, so a SELECT, VALUES or TABLE query) sends one batch per
+    round trip, and only that batch is in memory here. The transaction ends
+    as fetch_all's does: committed after the last batch, rolled back on an
+    error or when the caller stops early. On a lent connection, as for every
+    legacy call, the lender commits, rolls back and closes.
+    """
+    conn = get_db_connection()
+    try:
+        with conn.cursor(name=f"legacy_batches_{next(_CURSOR_NUMBERS)}") as cur:
+            cur.execute(sql, params)
+            while rows := cur.fetchmany(size):
+                yield rows
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
 
 
 def execute(sql: Query, params: Params = ()) -> int:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from psycopg2 import sql
 
 import legacy.db
-from legacy.db import database_dsn, get_db_connection, lend_connection
+from legacy.db import database_dsn, fetch_batches, get_db_connection, lend_connection
 from legacy.uploads import record_upload, upload_stats
 from legacy.user_sessions import get_session, insert_session, list_session_uuids
 from tests.fixtures.postgres import PgServer
@@ -49,6 +49,11 @@ def libpq_uri(url: str) -> str:
 def names_in(conn: Connection) -> list[str]:
     """Names of the sessions committed so far, as another connection sees them."""
     return [row["name"] for row in query_all(conn, "SELECT name FROM user_sessions ORDER BY name")]
+
+
+def open_cursors(conn: Connection) -> list[str]:
+    """The server-side cursors open in ``conn``'s session."""
+    return [row["name"] for row in query_all(conn, "SELECT name FROM pg_cursors ORDER BY name")]
 
 
 def show(conn: psycopg2.extensions.connection, setting: str) -> str:
@@ -469,3 +474,141 @@ class TestLendConnection:
             thread.join()
 
         assert len(errors) == 1, "the other thread should have tried to connect on its own"
+
+
+class TestFetchBatches:
+    """The legacy streaming read: a server-side cursor, a batch of tuples per round trip."""
+
+    TEN_ROWS = "SELECT i, 'row ' || i FROM generate_series(1, 10) AS i ORDER BY i"
+
+    def test_yields_every_row_of_a_plain_fetch_in_batches_of_the_size(
+        self, legacy_db: Connection
+    ) -> None:
+        batches = list(fetch_batches(self.TEN_ROWS, size=4))
+
+        assert [len(batch) for batch in batches] == [4, 4, 2]
+        with legacy_db.cursor() as cur:
+            cur.execute(self.TEN_ROWS)
+            assert [row for batch in batches for row in batch] == cur.fetchall()
+
+    def test_yields_nothing_for_an_empty_result(self, legacy_db: Connection) -> None:
+        assert list(fetch_batches("SELECT 1 WHERE false")) == []
+
+    def test_binds_parameters(self, legacy_db: Connection) -> None:
+        rows = fetch_batches("SELECT %s::text, %s::int", ("'; DROP TABLE user_sessions; --", 7))
+
+        assert list(rows) == [[("'; DROP TABLE user_sessions; --", 7)]]
+
+    def test_returns_uuid_columns_as_str_on_a_connection_sqlalchemy_opened(
+        self, empty_tables: Connection
+    ) -> None:
+        expected = sorted(seed_session(empty_tables) for _ in range(3))
+
+        batches = list(fetch_batches("SELECT uuid FROM user_sessions ORDER BY uuid", size=2))
+
+        assert batches == [[(expected[0],), (expected[1],)], [(expected[2],)]]
+        assert {type(row[0]) for batch in batches for row in batch} == {str}
+
+    def test_sees_the_lender_uncommitted_rows_and_leaves_its_transaction_open(
+        self, lender: Connection
+    ) -> None:
+        session_uuid = seed_session(lender)
+
+        with lend_connection(lender):
+            rows = list(
+                fetch_batches("SELECT name FROM user_sessions WHERE uuid = %s", (session_uuid,))
+            )
+
+        assert rows == [[("Ada Lovelace",)]]
+        assert lender.closed == 0
+        assert lender.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+
+    def test_closes_its_cursor_on_the_lent_connection(self, lender: Connection) -> None:
+        with lend_connection(lender):
+            list(fetch_batches(self.TEN_ROWS, size=3))
+
+        assert open_cursors(lender) == []
+
+    def test_closes_its_cursor_on_the_lent_connection_when_the_caller_stops_early(
+        self, lender: Connection
+    ) -> None:
+        with lend_connection(lender):
+            batches = fetch_batches(self.TEN_ROWS, size=3)
+            first = next(batches)
+            assert len(open_cursors(lender)) == 1, "the cursor should be open mid-stream"
+            batches.close()
+
+        assert first == [(1, "row 1"), (2, "row 2"), (3, "row 3")]
+        assert open_cursors(lender) == []
+        assert lender.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+
+    def test_can_stream_twice_at_once_on_the_lent_connection(self, lender: Connection) -> None:
+        with lend_connection(lender):
+            outer = fetch_batches(self.TEN_ROWS, size=5)
+            pairs = [
+                (batch[0][0], inner[0][0])
+                for batch in outer
+                for inner in fetch_batches("SELECT 100 + %s", (batch[0][0],))
+            ]
+
+        assert pairs == [(1, 101), (6, 106)]
+        assert open_cursors(lender) == []
+
+    def test_leaves_the_rollback_to_the_lender_after_an_error(self, lender: Connection) -> None:
+        failing = "SELECT 10 / (5 - i) FROM generate_series(1, 10) AS i"
+        batches: list[list[tuple[int, ...]]] = []
+
+        with lend_connection(lender), pytest.raises(psycopg2.errors.DivisionByZero):
+            batches.extend(fetch_batches(failing, size=2))
+
+        assert batches == [[(2,), (3,)], [(5,), (10,)]]
+        assert lender.closed == 0
+        assert lender.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INERROR
+
+    def test_closes_its_own_connection_after_the_last_batch(
+        self, fresh_database: str, opened: list[psycopg2.extensions.connection]
+    ) -> None:
+        batches = fetch_batches(self.TEN_ROWS, size=4)
+        next(batches)
+        [conn] = opened
+        assert conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+
+        rest = list(batches)
+
+        assert [len(batch) for batch in rest] == [4, 2]
+        assert conn.closed
+
+    def test_ends_its_transaction_and_closes_its_own_connection_when_the_caller_stops_early(
+        self,
+        fresh_database: str,
+        observer: Connection,
+        opened: list[psycopg2.extensions.connection],
+    ) -> None:
+        # A transaction-level advisory lock is held until that transaction ends.
+        locking = "SELECT pg_advisory_xact_lock(4242), i FROM generate_series(1, 10) AS i"
+        batches = fetch_batches(locking, size=2)
+        next(batches)
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
+        assert query_value(observer, held) == 1
+
+        batches.close()
+
+        assert [conn.closed for conn in opened] == [True]
+        assert query_value(observer, held) == 0
+
+    def test_closes_its_own_connection_after_an_error(
+        self, fresh_database: str, opened: list[psycopg2.extensions.connection]
+    ) -> None:
+        with pytest.raises(psycopg2.errors.UndefinedColumn) as caught:
+            list(fetch_batches("SELECT no_such_column FROM user_sessions"))
+
+        assert caught.value.pgcode == psycopg2.errorcodes.UNDEFINED_COLUMN
+        assert [conn.closed for conn in opened] == [True]
+
+    def test_connects_per_call_outside_a_lent_connection(
+        self, fresh_database: str, opened: list[psycopg2.extensions.connection]
+    ) -> None:
+        list(fetch_batches("SELECT 1"))
+        list(fetch_batches("SELECT 2"))
+
+        assert len(opened) == 2

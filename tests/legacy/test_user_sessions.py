@@ -481,6 +481,24 @@ class TestListSessionUuids:
         assert found == expected
         assert all(type(session_uuid) is str for session_uuid in found)
 
+    def test_returns_every_uuid_when_they_take_more_than_one_batch(
+        self, empty_tables: Connection
+    ) -> None:
+        # It streams 10,000 rows at a time: one more makes a second batch.
+        with empty_tables.cursor() as cur:
+            cur.execute(
+                "INSERT INTO user_sessions (uuid, name) "
+                "SELECT gen_random_uuid(), 'Batch ' || i FROM generate_series(1, 10001) AS i "
+                "RETURNING uuid::text"
+            )
+            expected = {row[0] for row in cur.fetchall()}
+
+        found = list_session_uuids()
+
+        assert len(found) == 10_001
+        assert found == expected
+        assert {type(session_uuid) for session_uuid in found} == {str}
+
 
 class TestFindSessionsByEmail:
     def test_finds_the_sessions_with_that_email(self, legacy_db: Connection) -> None:
