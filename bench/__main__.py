@@ -31,6 +31,7 @@ from bench.database import Seeded, describe_url, scratch_database, seed, server_
 from bench.operations import OPERATIONS
 from bench.profile import profile
 from bench.report import evaluate, markdown, results_json
+from bench.round_trips import count_round_trips, round_trips_table
 from bench.suite import Settings, run_suite
 from orm.database import get_engine
 
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "--only", help="comma-separated facade keys (or parts of them) to measure, e.g. get_session"
     )
     parser.add_argument("--no-bulk", action="store_true", help="skip the bulk insert")
+    parser.add_argument(
+        "--round-trips",
+        action="store_true",
+        help="instead of timing, count each call's round trips to the server (libpq's trace)",
+    )
     parser.add_argument(
         "--profile",
         metavar="VARIANT:KEY",
@@ -82,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         seeded = seed(sessions)
         if args.profile:
             return _profile(args.profile, seeded, 300 if args.quick else 3000)
+        if args.round_trips:
+            print(round_trips_table(count_round_trips(operations, seeded)))
+            return 0
         with get_engine().connect() as connection:
             server_version = connection.exec_driver_sql("SHOW server_version").scalar()
         samples, bulk, counts = run_suite(

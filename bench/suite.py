@@ -16,7 +16,13 @@ from bench.dispatch import measure_dispatch_round
 from bench.measure import Samples, time_calls
 from bench.operations import Call, Operation
 from compat.flags import FlagStore
-from compat.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
+from compat.publishers import (
+    CounterPublisher,
+    Dispatcher,
+    LogPublisher,
+    Publisher,
+    TablePublisher,
+)
 from compat.registry import REGISTRY
 from compat.runtime import Runtime, reset_runtime
 
@@ -67,13 +73,19 @@ def _stores() -> dict[str, FlagStore]:
 
 
 @contextmanager
-def bench_runtime() -> Iterator[tuple[Runtime, dict[str, FlagStore]]]:
-    """The layer's runtime with production publishers and one flag store per variant."""
+def bench_runtime(*, table: bool = True) -> Iterator[tuple[Runtime, dict[str, FlagStore]]]:
+    """The layer's runtime with production publishers and one flag store per variant.
+
+    ``table=False`` leaves out the observations table, whose writes share the pool.
+    """
     stores = _stores()
     counters = CounterPublisher()
+    publishers: list[Publisher] = [LogPublisher(), counters]
+    if table:
+        publishers.append(TablePublisher())
     runtime = Runtime(
         flags=stores["legacy"],
-        dispatcher=Dispatcher([LogPublisher(), counters, TablePublisher()]),
+        dispatcher=Dispatcher(publishers),
         counters=counters,
     )
     previous = reset_runtime(runtime)
