@@ -137,6 +137,7 @@ def run_path(
     kwargs: Mapping[str, Any],
 ) -> Any:
     """Run one path of ``spec`` in ``unit``; a database error surfaces as psycopg2's class."""
+    unit.open()
     if path is Path.LEGACY:
         return spec.legacy(*args, **kwargs)
     with unit.call_session() as session:
@@ -196,9 +197,7 @@ def run_isolated(
     """
     started = time.perf_counter()
     try:
-        with unit.rolled_back_savepoint():
-            if budget_ms > 0:
-                unit.connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+        with unit.rolled_back_savepoint(budget_ms):
             value = run_path(spec, path, unit, args, kwargs)
             seconds = time.perf_counter() - started
             rows = _touched(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None

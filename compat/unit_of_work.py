@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from compat.errors import UnitOfWorkAborted
@@ -34,11 +36,19 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "connection")
+    __slots__ = ("_failure", "_opening", "connection")
 
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
         self.connection = connection
         self._failure: str | None = None
+        self._opening = opening
+        """SQL the transaction must start with (its isolation level), not sent yet."""
+
+    def open(self) -> None:
+        """Send the transaction's opening SQL now if no statement has carried it yet."""
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            self.connection.exec_driver_sql(opening)
 
     @property
     def dbapi_connection(self) -> psycopg2.extensions.connection:
@@ -131,10 +141,24 @@ class UnitOfWork:
         nested.commit()
 
     @contextmanager
-    def rolled_back_savepoint(self) -> Iterator[None]:
-        """A SAVEPOINT that is always rolled back: the unit is exactly as before, errors or not."""
+    def rolled_back_savepoint(self, statement_timeout_ms: int = 0) -> Iterator[None]:
+        """A SAVEPOINT that is always rolled back: the unit is exactly as before, errors or not.
+
+        With ``statement_timeout_ms``, every statement inside is bounded by it
+        (a ``SET LOCAL``, which the rollback undoes). The transaction's opening
+        SQL, the SAVEPOINT and the timeout go in one round trip, and the
+        rollback releases the savepoint in the same round trip, so that a
+        long unit does not stack one subtransaction per candidate.
+        """
         self.check_usable()
-        nested = self.connection.begin_nested()
+        before = "" if self._opening is None else f"{self._opening}; "
+        after = f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
+        self._opening = None
+        _savepoint_setup.pending = (before, after if statement_timeout_ms else "")
+        try:
+            nested = self.connection.begin_nested()
+        finally:
+            _savepoint_setup.pending = None
         try:
             yield
         except BaseException as error:
@@ -143,6 +167,43 @@ class UnitOfWork:
             raise
         if nested.is_active:
             nested.rollback()
+
+
+# What the next SAVEPOINT this thread sends must carry (set around begin_nested only).
+_savepoint_setup = threading.local()
+_hooked: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _hook(engine: sa.Engine) -> None:
+    """Let this engine's connections send a savepoint's setup with the SAVEPOINT itself."""
+    if engine not in _hooked:
+        event.listen(engine, "before_cursor_execute", _with_savepoint_setup, retval=True)
+        _hooked.add(engine)
+
+
+def _with_savepoint_setup(
+    _connection: sa.Connection,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> tuple[str, Any]:
+    """SAVEPOINT with what must come before and after it; ROLLBACK TO with a RELEASE.
+
+    SQLAlchemy sends ``SAVEPOINT <name>`` and ``ROLLBACK TO SAVEPOINT
+    <name>`` on their own; each extra statement sent beside them here saves
+    a round trip. The release is safe: SQLAlchemy never reuses a savepoint
+    it has rolled back to.
+    """
+    if statement.startswith("SAVEPOINT "):
+        setup = getattr(_savepoint_setup, "pending", None)
+        if setup is not None:
+            before, after = setup
+            statement = f"{before}{statement}{after}"
+    elif statement.startswith("ROLLBACK TO SAVEPOINT "):
+        statement = f"{statement}; RELEASE {statement[len('ROLLBACK TO ') :]}"
+    return statement, parameters
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("compat_unit_of_work", default=None)
@@ -163,19 +224,41 @@ def transaction(isolation_level: str | None = None) -> Iterator[UnitOfWork]:
     nested ``transaction()`` is a savepoint, so an expected failure inside it
     (a duplicate, say) can be caught without losing the unit's earlier work.
     ``isolation_level`` (e.g. ``"REPEATABLE READ"``) applies to an outermost
-    unit only; the pool resets it when the connection goes back.
+    unit only, and to its transaction only: the connection goes back to the
+    pool as it came.
     """
+    with _unit(isolation_level) as unit:
+        unit.open()
+        yield unit
+
+
+_ISOLATION_LEVELS = frozenset(
+    {"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
+)
+
+
+@contextmanager
+def _unit(isolation_level: str | None) -> Iterator[UnitOfWork]:
+    """A unit of work whose opening SQL, if any, waits for the first statement to carry it."""
     unit = _current.get()
     if unit is not None:
         with unit.savepoint():
             yield unit
         return
+    opening = None
+    if isolation_level is not None:
+        if isolation_level.upper() not in _ISOLATION_LEVELS:
+            raise ValueError(
+                f"unknown isolation level {isolation_level!r}; "
+                f"use one of {', '.join(sorted(_ISOLATION_LEVELS))}"
+            )
+        opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
     with ExitStack() as stack:
-        connection = stack.enter_context(get_engine().connect())
-        if isolation_level is not None:
-            connection.execution_options(isolation_level=isolation_level)
+        engine = get_engine()
+        _hook(engine)
+        connection = stack.enter_context(engine.connect())
         outer = connection.begin()
-        unit = UnitOfWork(connection)
+        unit = UnitOfWork(connection, opening)
         token = _current.set(unit)
         stack.callback(_current.reset, token)
         stack.enter_context(lend_connection(unit.dbapi_connection))
@@ -219,12 +302,13 @@ def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:
 def in_unit(where: str, call: Callable[[UnitOfWork], T], isolation_level: str | None = None) -> T:
     """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
 
-    ``isolation_level`` applies only to a unit of its own.
+    ``isolation_level`` applies only to a unit of its own; ``call`` sends it
+    with its first savepoint (``rolled_back_savepoint``) or calls ``open()``.
     """
     unit = _current.get()
     if unit is not None:
         return unit.run(where, call)
-    with transaction(isolation_level) as own:
+    with _unit(isolation_level) as own:
         return own.run(where, call)
 
 

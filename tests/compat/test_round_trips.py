@@ -1,0 +1,126 @@
+"""Round trips per facade call: the cost a shared machine's noise cannot blur.
+
+Counted from libpq's own trace of what each call sent (bench/wire.py). A
+regression here (an extra SET, a savepoint left behind, an isolation level
+reset on the next checkout) is a fixed cost on every call in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from bench.wire import WireTrace, trace_round_trips
+from compat.unit_of_work import transaction
+from tests.compat.calls import CALLS
+from tests.compat.test_routing import facade_function
+from tests.fixtures.layer import Layer, observer_connection
+
+READ = "user_sessions.get_session"
+WRITE = "user_sessions.update_session"
+
+
+@pytest.fixture
+def traced(committed_layer: Layer) -> Iterator[WireTrace]:
+    with trace_round_trips(committed_layer.engine) as trace:
+        yield trace
+
+
+def sent_by_one_call(layer: Layer, trace: WireTrace, key: str, mode: str) -> list[str]:
+    """What one standalone call in ``mode`` sent, after a warm-up call traced its connection."""
+    seeding = observer_connection(layer.url)
+    try:
+        calls = [CALLS[key](seeding) for _ in range(2)]
+    finally:
+        seeding.close()
+    layer.set_flags({key: mode})
+    facade_function(key)(*calls[0].args, **calls[0].kwargs)
+    before = trace.mark()
+    facade_function(key)(*calls[1].args, **calls[1].kwargs)
+    return trace.queries()[before:]
+
+
+class TestRoundTrips:
+    @pytest.mark.parametrize("mode", ["legacy", "orm"])
+    @pytest.mark.parametrize("key", [READ, WRITE])
+    def test_a_single_path_call_sends_the_pre_ping_begin_its_statement_and_commit(
+        self, committed_layer: Layer, traced: WireTrace, key: str, mode: str
+    ) -> None:
+        sent = sent_by_one_call(committed_layer, traced, key, mode)
+        assert [sent[0], sent[1], sent[-1]] == ["SELECT 1", "BEGIN", "COMMIT"], sent
+        assert len(sent) == 4, sent
+
+    @pytest.mark.parametrize("mode", ["shadow", "live"])
+    def test_a_compared_read_sends_its_snapshot_savepoint_and_budget_in_one_round_trip(
+        self, committed_layer: Layer, traced: WireTrace, mode: str
+    ) -> None:
+        sent = sent_by_one_call(committed_layer, traced, READ, mode)
+        assert sent[:3] == [
+            "SELECT 1",
+            "BEGIN",
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SAVEPOINT sa_savepoint_1; "
+            "SET LOCAL statement_timeout = 2000",
+        ], sent
+        assert sent[4] == "ROLLBACK TO SAVEPOINT sa_savepoint_1; RELEASE SAVEPOINT sa_savepoint_1"
+        assert sent[-1] == "COMMIT"
+        assert len(sent) == 7, sent
+
+    @pytest.mark.parametrize("mode", ["shadow", "live"])
+    def test_a_compared_write_adds_its_savepoint_and_both_touched_row_reads(
+        self, committed_layer: Layer, traced: WireTrace, mode: str
+    ) -> None:
+        sent = sent_by_one_call(committed_layer, traced, WRITE, mode)
+        # Writes keep READ COMMITTED, as the legacy code ran them.
+        assert sent[2] == "SAVEPOINT sa_savepoint_1; SET LOCAL statement_timeout = 2000", sent
+        assert sum("/* compat: touched rows */" in query for query in sent) == 2, sent
+        assert len(sent) == 9, sent
+
+    def test_the_next_call_on_a_connection_pays_nothing_for_a_compared_reads_snapshot(
+        self, committed_layer: Layer, traced: WireTrace
+    ) -> None:
+        sent_by_one_call(committed_layer, traced, READ, "shadow")
+        after = sent_by_one_call(committed_layer, traced, READ, "legacy")
+        assert len(after) == 4, after
+        with committed_layer.engine.connect() as connection:
+            level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+        assert level == "read committed"
+
+
+class TestIsolationLevel:
+    def test_a_unit_runs_at_the_level_asked_for_and_gives_its_connection_back_unchanged(
+        self, committed_layer: Layer
+    ) -> None:
+        with transaction("repeatable read") as unit:
+            inside = unit.connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+        with transaction() as unit:
+            after = unit.connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+        assert (inside, after) == ("repeatable read", "read committed")
+
+    def test_an_unknown_isolation_level_is_refused_with_the_valid_ones(
+        self, committed_layer: Layer
+    ) -> None:
+        with pytest.raises(ValueError, match="SERIALIZABLE") as raised, transaction("snapshot"):
+            pass
+        assert "'snapshot'" in str(raised.value)
+
+    def test_compared_calls_in_one_unit_leave_no_savepoint_behind(
+        self, committed_layer: Layer
+    ) -> None:
+        committed_layer.set_flags({READ: "shadow"})
+        seeding = observer_connection(committed_layer.url)
+        try:
+            call = CALLS[READ](seeding)
+        finally:
+            seeding.close()
+        with transaction() as unit:
+            for _ in range(3):
+                facade_function(READ)(*call.args, **call.kwargs)
+            # Released: PostgreSQL no longer knows the first candidate's savepoint,
+            # so the three did not stack three subtransactions.
+            unit.connection.exec_driver_sql("SAVEPOINT probe")
+            with pytest.raises(sa.exc.DBAPIError) as raised:
+                unit.connection.exec_driver_sql("RELEASE SAVEPOINT sa_savepoint_1")
+            unit.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT probe")
+        assert 'savepoint "sa_savepoint_1" does not exist' in str(raised.value.orig)
