@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from compat.digest import Digest
+
 __all__ = ["Difference", "compare", "render"]
 
 
@@ -30,7 +32,10 @@ def compare(legacy: Any, orm: Any, *, ignore: Collection[str] = ()) -> tuple[Dif
     ``1 != True``, ``'a' != UUID(...)``, a naive datetime differs from an aware
     one, a list from a tuple. Mapping keys named in ``ignore`` are skipped at
     any depth (values that legitimately differ between two runs, such as a
-    sequence-generated id).
+    sequence-generated id). A large collection may be replaced by its
+    compat.digest.Digest on both sides; two Digests are compared as strictly,
+    and the difference says what the digests tell (lengths, element types,
+    elements, order), without values.
     """
     found: list[Difference] = []
     _compare(legacy, orm, "", None, frozenset(ignore), found)
@@ -45,6 +50,9 @@ def _compare(
     ignore: frozenset[str],
     found: list[Difference],
 ) -> None:
+    if isinstance(left, Digest) or isinstance(right, Digest):
+        _compare_digests(left, right, path, field, found)
+        return
     if type(left) is not type(right):
         reason = f"type {type(left).__name__} != {type(right).__name__}"
         found.append(Difference(path, left, right, reason, field))
@@ -118,6 +126,22 @@ def _compare_sequences(
                 f"lengths differ: {len(left)} != {len(right)}",
             )
         )
+
+
+def _compare_digests(
+    left: Any, right: Any, path: str, field: str | None, found: list[Difference]
+) -> None:
+    if isinstance(left, Digest) and isinstance(right, Digest):
+        reason = left.difference(right)
+    else:
+        # compat.parity digests both sides when either is large: the other is no collection.
+        reason = f"type {_kind(left)} != {_kind(right)}"
+    if reason is not None:
+        found.append(Difference(path, left, right, reason, field))
+
+
+def _kind(value: Any) -> str:
+    return value.kind if isinstance(value, Digest) else type(value).__name__
 
 
 def _ordered_union(left: Mapping[Any, Any], right: Mapping[Any, Any]) -> list[Any]:

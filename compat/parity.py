@@ -2,16 +2,20 @@
 
 The parity test suite and `compat verify` share this: each path runs in its
 own savepoint, rolled back afterwards, so both start from identical state and
-the database is left exactly as it was.
+the database is left exactly as it was. A result larger than DIGEST_ABOVE
+elements is kept only as its digest, taken as soon as its path has run, so
+that two whole-table results are never in memory at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from compat.compare import Difference, render
+from compat.digest import DIGEST_ABOVE, Digest, digest_if_large
 from compat.errors import InvalidArgument
 from compat.observation import Outcome, Path
 from compat.redact import show
@@ -59,13 +63,17 @@ def compare_paths(
     unit: UnitOfWork,
     read_state: Callable[[UnitOfWork], Any] | None = None,
     label: str = "",
+    digest_above: int | None = DIGEST_ABOVE,
 ) -> Comparison:
     """Run ``key`` on the legacy path, then on the ORM path, each from the state ``unit`` has now.
 
     Bad input is checked first, as the facade does; when it is rejected both
     outcomes carry that one error, since neither path runs. Each path runs in
     a savepoint that is rolled back; ``read_state`` reads what else should
-    match after the call (for example every row of every table).
+    match after the call (for example every row of every table). A result
+    that is a list, tuple or set of more than ``digest_above`` elements is
+    replaced by its Digest (in the Comparison too) before the next path runs;
+    None keeps every value.
     """
     spec = REGISTRY[key]
     kwargs = dict(kwargs or {})
@@ -75,7 +83,16 @@ def compare_paths(
         rejected = (Outcome(Path.LEGACY, error=error), Outcome(Path.ORM, error=error))
         return Comparison(key, *rejected, differences=(), label=label, arguments=kwargs)
     legacy = run_isolated(spec, Path.LEGACY, unit, args, kwargs, read_state=read_state)
+    if digest_above is not None:
+        legacy = _digested(legacy, digest_above, spec.volatile)
     orm = run_isolated(spec, Path.ORM, unit, args, kwargs, read_state=read_state)
+    if digest_above is not None:
+        orm = _digested(orm, digest_above, spec.volatile)
+        if isinstance(legacy.value, Digest) is not isinstance(orm.value, Digest):
+            # One side was large and the other not: compare two digests, whose
+            # difference names both lengths, rather than a digest and a value
+            # (-1: a collection of any length).
+            legacy, orm = _digested(legacy, -1, spec.volatile), _digested(orm, -1, spec.volatile)
     return Comparison(
         key,
         legacy,
@@ -84,3 +101,8 @@ def compare_paths(
         label=label,
         arguments={**spec.arguments(args, {}), **kwargs},
     )
+
+
+def _digested(outcome: Outcome, above: int, ignore: Collection[str]) -> Outcome:
+    value = digest_if_large(outcome.value, above, ignore)
+    return outcome if value is outcome.value else dataclasses.replace(outcome, value=value)

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from compat import seeding
 from compat.cli import main
+from compat.digest import DIGEST_ABOVE
 from compat.embedded import EmbeddedUnavailable, choose_account, embedded_postgres, find_binaries
 from compat.facades.user_sessions import SessionRow
 from compat.registry import REGISTRY
@@ -287,6 +288,55 @@ class TestMismatch:
             assert ran.code == 1
             leaked = sorted(p for p in personal if p in ran.out or p in ran.err)
             assert leaked == []
+
+
+class TestWholeTableResults:
+    """A result above compat.digest.DIGEST_ABOVE elements is compared by digest on each path."""
+
+    UUIDS = "user_sessions.list_session_uuids"
+
+    @pytest.fixture
+    def large(self, seeded: Layer, observer: psycopg2.extensions.connection) -> int:
+        """Enough committed sessions that every uuid of the table is one digested result."""
+        with observer.cursor() as cur:
+            cur.execute(
+                "INSERT INTO user_sessions (uuid, name) SELECT gen_random_uuid(), 'Bulk ' || i "
+                "FROM generate_series(1, %s) AS i",
+                (DIGEST_ABOVE,),
+            )
+        return SESSIONS + DIGEST_ABOVE
+
+    def test_a_large_table_matches_by_digest(self, verify: Verify, large: int) -> None:
+        ran = verify("--json", "--functions", self.UUIDS)
+        assert ran.code == 0, ran.err
+        assert ran.by_key()[self.UUIDS]["verdict"] == "ready"
+
+    def test_a_missing_uuid_blocks_it_with_both_lengths_and_no_uuid_in_the_report(
+        self,
+        verify: Verify,
+        large: int,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        spec = REGISTRY[self.UUIDS]
+        [(dropped,)] = rows(observer, "SELECT uuid::text FROM user_sessions ORDER BY uuid LIMIT 1")
+
+        def missing_one(db: Session) -> set[str]:
+            return set(spec.orm(db)) - {dropped}
+
+        monkeypatch.setitem(REGISTRY, self.UUIDS, dataclasses.replace(spec, orm=missing_one))
+        ran = verify("--json", "--functions", self.UUIDS)
+        assert ran.code == 1
+        result = ran.by_key()[self.UUIDS]
+        assert (result["verdict"], result["mismatches"]) == ("blocked", result["cases"])
+        assert result["first_diff"] == (
+            f"{self.UUIDS} [whole table, run 1]: MISMATCH between the legacy and the ORM path\n"
+            f"['result']: legacy=<set of {large:,} str, digested> "
+            f"orm=<set of {large - 1:,} str, digested> "
+            f"(lengths differ: {large:,} != {large - 1:,} (compared by digest))"
+        )
+        uuids = {u for (u,) in rows(observer, "SELECT uuid::text FROM user_sessions")}
+        assert not [u for u in uuids if u in ran.out or u in ran.err]
 
 
 class TestChangesNothing:
