@@ -7,12 +7,11 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from compat.errors import UnitOfWorkAborted
@@ -171,39 +170,42 @@ class UnitOfWork:
 
 # What the next SAVEPOINT this thread sends must carry (set around begin_nested only).
 _savepoint_setup = threading.local()
-_hooked: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+_hooked: weakref.WeakSet[sa.engine.Dialect] = weakref.WeakSet()
 
 
 def _hook(engine: sa.Engine) -> None:
-    """Let this engine's connections send a savepoint's setup with the SAVEPOINT itself."""
-    if engine not in _hooked:
-        event.listen(engine, "before_cursor_execute", _with_savepoint_setup, retval=True)
-        _hooked.add(engine)
+    """Give this engine's dialect the layer's savepoint statements (once per dialect).
 
-
-def _with_savepoint_setup(
-    _connection: sa.Connection,
-    _cursor: Any,
-    statement: str,
-    parameters: Any,
-    _context: Any,
-    _executemany: bool,
-) -> tuple[str, Any]:
-    """SAVEPOINT with what must come before and after it; ROLLBACK TO with a RELEASE.
-
-    SQLAlchemy sends ``SAVEPOINT <name>`` and ``ROLLBACK TO SAVEPOINT
-    <name>`` on their own; each extra statement sent beside them here saves
-    a round trip. The release is safe: SQLAlchemy never reuses a savepoint
-    it has rolled back to.
+    SQLAlchemy sends ``SAVEPOINT``, ``ROLLBACK TO SAVEPOINT`` and ``RELEASE
+    SAVEPOINT`` on their own, compiled anew each time. These send them as
+    plain SQL, with what must come before and after the savepoint in the same
+    round trip, and release a savepoint as soon as it is rolled back to
+    (SQLAlchemy never reuses it), so that it costs no subtransaction until
+    the end of the transaction.
     """
-    if statement.startswith("SAVEPOINT "):
-        setup = getattr(_savepoint_setup, "pending", None)
-        if setup is not None:
-            before, after = setup
-            statement = f"{before}{statement}{after}"
-    elif statement.startswith("ROLLBACK TO SAVEPOINT "):
-        statement = f"{statement}; RELEASE {statement[len('ROLLBACK TO ') :]}"
-    return statement, parameters
+    dialect = engine.dialect
+    if dialect in _hooked:
+        return
+    quote = dialect.identifier_preparer.quote
+
+    def do_savepoint(connection: sa.Connection, name: str) -> None:
+        before, after = getattr(_savepoint_setup, "pending", None) or ("", "")
+        connection.exec_driver_sql(f"{before}SAVEPOINT {quote(name)}{after}")
+
+    def do_rollback_to_savepoint(connection: sa.Connection, name: str) -> None:
+        name = quote(name)
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+
+    def do_release_savepoint(connection: sa.Connection, name: str) -> None:
+        connection.exec_driver_sql(f"RELEASE SAVEPOINT {quote(name)}")
+
+    # Instance attributes: only this engine's dialect changes, not the class.
+    vars(dialect).update(
+        do_savepoint=do_savepoint,
+        do_rollback_to_savepoint=do_rollback_to_savepoint,
+        do_release_savepoint=do_release_savepoint,
+    )
+    _hooked.add(dialect)
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("compat_unit_of_work", default=None)
