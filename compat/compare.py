@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from compat.digest import Digest
 
@@ -37,9 +38,48 @@ def compare(legacy: Any, orm: Any, *, ignore: Collection[str] = ()) -> tuple[Dif
     and the difference says what the digests tell (lengths, element types,
     elements, order), without values.
     """
+    ignored = frozenset(ignore)
+    if _strictly_equal(legacy, orm, ignored):
+        return ()
     found: list[Difference] = []
-    _compare(legacy, orm, "", None, frozenset(ignore), found)
+    _compare(legacy, orm, "", None, ignored, found)
     return tuple(found)
+
+
+_SCALARS = frozenset({str, int, bool, type(None), datetime, date, time, UUID, bytes})
+
+
+def _strictly_equal(left: Any, right: Any, ignore: frozenset[str]) -> bool:
+    """A fast yes for the usual outcome, two equal results; False means "look closer".
+
+    Python's ``==`` alone would call ``1 == True``, ``1 == 1.0`` and
+    ``{1} == frozenset({1})`` equal, so types are matched at every level,
+    and only the plain shapes results come in are walked here (dicts with str
+    keys, lists, tuples, scalars); anything else, and every difference, goes
+    to ``_compare``, which says where and why. Comparing every call of a
+    shadowed function is on the caller's time: this is several times faster.
+    """
+    kind = type(left)
+    if kind is not type(right):
+        return False
+    if kind in _SCALARS:
+        return bool(left == right)
+    if kind is float:
+        return bool(left == right)  # NaN != NaN: _compare knows two NaNs agree
+    if kind is dict:
+        if left.keys() != right.keys():
+            return False
+        for key, value in left.items():
+            if type(key) is not str:
+                return False
+            if key not in ignore and not _strictly_equal(value, right[key], ignore):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return len(left) == len(right) and all(
+            _strictly_equal(a, b, ignore) for a, b in zip(left, right, strict=True)
+        )
+    return False
 
 
 def _compare(

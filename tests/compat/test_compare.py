@@ -282,3 +282,42 @@ class TestProperties:
         differences = compare(value, tampered)
         assert differences != ()
         assert render(differences)
+
+
+_SCALAR_SOUP = st.sampled_from(
+    [0, 1, True, False, 1.0, float("nan"), "a", str(A_UUID), A_UUID, None, NAIVE, b"a"]
+)
+_SOUP = _SCALAR_SOUP | st.sampled_from([NAIVE.replace(tzinfo=UTC), Decimal(1)])
+_NESTED = st.recursive(
+    _SOUP,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["id", "email", 1, True]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+class TestFastPath:
+    """compare() first asks a fast walk whether the two values are plainly equal."""
+
+    @settings(max_examples=300)
+    @given(legacy=_NESTED, orm=_NESTED, ignore=st.sampled_from([(), ("id",)]))
+    def test_the_fast_path_never_calls_equal_what_the_full_walk_calls_different(
+        self, legacy: Any, orm: Any, ignore: tuple[str, ...]
+    ) -> None:
+        from compat.compare import _compare, _strictly_equal
+
+        found: list[Difference] = []
+        _compare(legacy, orm, "", None, frozenset(ignore), found)
+        if _strictly_equal(legacy, orm, frozenset(ignore)):
+            assert found == [], (legacy, orm)
+        assert compare(legacy, orm, ignore=ignore) == tuple(found)
+
+    def test_two_equal_rows_take_the_fast_path(self) -> None:
+        from compat.compare import _strictly_equal
+
+        row = {"uuid": str(A_UUID), "created_at": NAIVE, "attempts": 0, "verified": False}
+        assert _strictly_equal([row], [copy.deepcopy(row)], frozenset())
+        assert not _strictly_equal([row], [{**row, "attempts": False}], frozenset())
