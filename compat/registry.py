@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from compat.validation import ARGUMENTS, Validator
+from orm.models import Base
 
 __all__ = ["REGISTRY", "FacadeFunction", "Kind", "Rows"]
 
@@ -58,12 +59,15 @@ def _statement(rows: Rows) -> sa.Select[Any]:
             .prefix_with(_MARKER)
             .select_from(table)
         )
+    # Every column by name from the mapped table rather than ``*``: SQLAlchemy
+    # then caches the result's metadata instead of building it from the
+    # cursor on every call (a third of a compared write's CPU).
+    mapped = Base.metadata.tables[rows.table]
     return (
-        sa.select(sa.literal_column("*"))
+        sa.select(mapped)
         .prefix_with(_MARKER)
-        .select_from(table)
-        .where(sa.column(rows.column) == sa.bindparam("value"))
-        .order_by(sa.column(rows.order_by))
+        .where(mapped.c[rows.column] == sa.bindparam("value"))
+        .order_by(mapped.c[rows.order_by])
     )
 
 
