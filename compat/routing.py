@@ -33,40 +33,41 @@ _SERVING: Mapping[Mode, Path] = {
 }
 _OTHER: Mapping[Path, Path] = {Path.LEGACY: Path.ORM, Path.ORM: Path.LEGACY}
 
-_Checks = tuple[FacadeFunction, tuple[tuple[str, Validator], ...] | None, int]
-_POSITIONAL_CHECKS: dict[str, _Checks] = {}
-"""Per key: the declaration, its positional parameters' validators (None when a required
-parameter is keyword-only) and how many are required; rebuilt when the declaration changes."""
+_PositionalCheck = Callable[[tuple[Any, ...]], bool]
+_POSITIONAL_CHECKS: dict[str, tuple[FacadeFunction, _PositionalCheck]] = {}
+"""Per key: the declaration and its positional check; rebuilt when the declaration changes."""
 
 
-def _validate(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """``spec.validate``, with a shortcut for the usual call: positional arguments only.
+def _positional_check(spec: FacadeFunction) -> _PositionalCheck:
+    """``spec.validate`` for the usual call, positional arguments only, as one small function.
 
-    Every required parameter given and none given twice or unknown, so only
-    the values are left to check: the same validators, in the same order.
-    It takes about a third off the facade's own cost in legacy mode.
+    When every required parameter is given and none is unknown, only the
+    values are left to check: the same validators, in the same order. The
+    function answers False when the call is not of that shape, and the full
+    ``spec.validate`` then runs. It takes about half off the facade's own
+    cost in legacy mode.
     """
-    if not kwargs:
-        found = _POSITIONAL_CHECKS.get(spec.key)
-        if found is None or found[0] is not spec:
-            found = _positional_checks(spec)
-        _, checks, required = found
-        if checks is not None and required <= len(args) <= len(checks):
-            key = spec.key
-            for (name, check), value in zip(checks, args, strict=False):
-                check(key, name, value)
-            return
-    spec.validate(args, kwargs)
-
-
-def _positional_checks(spec: FacadeFunction) -> _Checks:
+    found = _POSITIONAL_CHECKS.get(spec.key)
+    if found is not None and found[0] is spec:
+        return found[1]
     required = len(spec.required)
-    checks = None
-    if spec.positional[:required] == spec.required:
-        checks = tuple((name, spec.validators[name]) for name in spec.positional)
-    entry = (spec, checks, required)
-    _POSITIONAL_CHECKS[spec.key] = entry
-    return entry
+    key = spec.key
+    checks = tuple((name, spec.validators[name]) for name in spec.positional)
+
+    def check(args: tuple[Any, ...]) -> bool:
+        if not required <= len(args) <= len(checks):
+            return False
+        for (name, validator), value in zip(checks, args, strict=False):
+            validator(key, name, value)
+        return True
+
+    def never(args: tuple[Any, ...]) -> bool:
+        return False
+
+    # A keyword-only required parameter cannot be given positionally.
+    chosen = check if spec.positional[:required] == spec.required else never
+    _POSITIONAL_CHECKS[key] = (spec, chosen)
+    return chosen
 
 
 _SNAPSHOT = "REPEATABLE READ"
@@ -103,7 +104,8 @@ def facade(
             # Looked up per call (a dictionary read) so that a test can swap in
             # a deliberately broken candidate and watch the comparison catch it.
             spec = REGISTRY[key]
-            _validate(spec, args, kwargs)
+            if kwargs or not _positional_check(spec)(args):
+                spec.validate(args, kwargs)
             runtime = get_runtime()
             state = runtime.flags.resolve(spec.key)
             serving = _SERVING[state.mode]
