@@ -87,6 +87,11 @@ class FacadeFunction:
     positional: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     """Parameters without a default: a call missing one is refused before any SQL."""
+    autocommit: bool = False
+    """A read that needs no transaction of its own: called outside a unit of work, it runs
+    in autocommit, without the BEGIN and COMMIT round trips (each statement is atomic, and
+    at READ COMMITTED each takes its own snapshot anyway). Every read but one that keeps a
+    server-side cursor open across fetches."""
 
     @classmethod
     def declare(
@@ -98,8 +103,13 @@ class FacadeFunction:
         touches: tuple[Rows, ...] = (),
         volatile: frozenset[str] = frozenset(),
         arguments: Mapping[str, Validator] | None = None,
+        needs_transaction: bool = False,
     ) -> FacadeFunction:
-        """Build the declaration, checking that every parameter of ``legacy`` has a validator."""
+        """Build the declaration, checking that every parameter of ``legacy`` has a validator.
+
+        ``needs_transaction`` marks a read that must run in a transaction even
+        on its own (it streams through a server-side cursor); writes always do.
+        """
         key = f"{legacy.__module__.rpartition('.')[2]}.{legacy.__name__}"
         parameters = inspect.signature(legacy).parameters
         overrides = arguments or {}
@@ -132,6 +142,7 @@ class FacadeFunction:
                 for name, parameter in parameters.items()
                 if parameter.default is inspect.Parameter.empty
             ),
+            autocommit=kind is Kind.READ and not needs_transaction,
         )
 
     def validate(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:

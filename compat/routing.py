@@ -80,6 +80,7 @@ def facade(
     touches: tuple[Rows, ...] = (),
     volatile: frozenset[str] = frozenset(),
     arguments: Mapping[str, Validator] | None = None,
+    needs_transaction: bool = False,
 ) -> Callable[[Callable[Concatenate[Session, P], R]], Callable[P, R]]:
     """Declare a facade function: decorate its ORM adapter, get the routed function.
 
@@ -91,7 +92,13 @@ def facade(
 
     def declare(orm: Callable[Concatenate[Session, P], R]) -> Callable[P, R]:
         spec = FacadeFunction.declare(
-            legacy, orm, kind=kind, touches=touches, volatile=volatile, arguments=arguments
+            legacy,
+            orm,
+            kind=kind,
+            touches=touches,
+            volatile=volatile,
+            arguments=arguments,
+            needs_transaction=needs_transaction,
         )
         if spec.key in REGISTRY:
             raise TypeError(f"{spec.key} is declared twice")
@@ -112,7 +119,11 @@ def facade(
             if state.mode in (Mode.LEGACY, Mode.ORM) or (
                 state.sample_rate < 1.0 and random.random() >= state.sample_rate
             ):
-                result = in_unit(spec.key, lambda unit: run_path(spec, serving, unit, args, kwargs))
+                result = in_unit(
+                    spec.key,
+                    lambda unit: run_path(spec, serving, unit, args, kwargs),
+                    autocommit=spec.autocommit,
+                )
             else:
                 # Both paths of a compared read must see one snapshot, or a
                 # concurrent commit between them shows up as a false mismatch.

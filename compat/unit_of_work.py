@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import psycopg2
 import psycopg2.extensions
@@ -240,8 +240,14 @@ _ISOLATION_LEVELS = frozenset(
 
 
 @contextmanager
-def _unit(isolation_level: str | None) -> Iterator[UnitOfWork]:
-    """A unit of work whose opening SQL, if any, waits for the first statement to carry it."""
+def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[UnitOfWork]:
+    """A unit of work whose opening SQL, if any, waits for the first statement to carry it.
+
+    ``autocommit`` (a unit of its own only) runs it without a transaction:
+    psycopg2 sends no BEGIN and no COMMIT, two round trips of four for a
+    point read. Only for reads (FacadeFunction.autocommit); the connection
+    goes back to the pool as it came.
+    """
     unit = _current.get()
     if unit is not None:
         with unit.savepoint():
@@ -259,6 +265,10 @@ def _unit(isolation_level: str | None) -> Iterator[UnitOfWork]:
         engine = get_engine()
         _hook(engine)
         connection = stack.enter_context(engine.connect())
+        if autocommit:
+            raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
+            raw.autocommit = True  # on the client only: nothing is sent
+            stack.callback(_end_autocommit, raw)
         outer = connection.begin()
         unit = UnitOfWork(connection, opening)
         token = _current.set(unit)
@@ -278,6 +288,11 @@ def _unit(isolation_level: str | None) -> Iterator[UnitOfWork]:
         except sa.exc.DBAPIError as error:
             # As every facade call does: psycopg2's class, whichever path ran.
             raise unwrap(error) from error
+
+
+def _end_autocommit(raw: psycopg2.extensions.connection) -> None:
+    if not raw.closed:  # a lost connection is discarded by the pool anyway
+        raw.autocommit = False
 
 
 def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:
@@ -301,16 +316,23 @@ def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:
         )
 
 
-def in_unit(where: str, call: Callable[[UnitOfWork], T], isolation_level: str | None = None) -> T:
+def in_unit(
+    where: str,
+    call: Callable[[UnitOfWork], T],
+    isolation_level: str | None = None,
+    *,
+    autocommit: bool = False,
+) -> T:
     """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
 
-    ``isolation_level`` applies only to a unit of its own; ``call`` sends it
-    with its first savepoint (``rolled_back_savepoint``) or calls ``open()``.
+    ``isolation_level`` and ``autocommit`` apply only to a unit of its own;
+    ``call`` sends the isolation level with its first savepoint
+    (``rolled_back_savepoint``) or calls ``open()``.
     """
     unit = _current.get()
     if unit is not None:
         return unit.run(where, call)
-    with _unit(isolation_level) as own:
+    with _unit(isolation_level, autocommit=autocommit) as own:
         return own.run(where, call)
 
 

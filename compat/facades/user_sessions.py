@@ -123,7 +123,8 @@ def count_sessions(db: Session) -> int:
     return UserSessionRepository(db).count()
 
 
-@facade(legacy.list_session_uuids, kind=Kind.READ)
+# Both paths stream through a server-side cursor, which lives in a transaction.
+@facade(legacy.list_session_uuids, kind=Kind.READ, needs_transaction=True)
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
     texts: set[str] = set()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg2.errors
 import pytest
 import sqlalchemy as sa
 
 from bench.wire import WireTrace, trace_round_trips
+from compat.registry import REGISTRY
 from compat.unit_of_work import transaction
 from tests.compat.calls import CALLS
 from tests.compat.test_routing import facade_function
@@ -44,13 +46,23 @@ def sent_by_one_call(layer: Layer, trace: WireTrace, key: str, mode: str) -> lis
 
 class TestRoundTrips:
     @pytest.mark.parametrize("mode", ["legacy", "orm"])
-    @pytest.mark.parametrize("key", [READ, WRITE])
-    def test_a_single_path_call_sends_the_pre_ping_begin_its_statement_and_commit(
+    def test_a_single_path_write_sends_the_pre_ping_begin_its_statement_and_commit(
+        self, committed_layer: Layer, traced: WireTrace, mode: str
+    ) -> None:
+        sent = sent_by_one_call(committed_layer, traced, WRITE, mode)
+        assert [sent[0], sent[1], sent[-1]] == ["SELECT 1", "BEGIN", "COMMIT"], sent
+        assert len(sent) == 4, sent
+
+    @pytest.mark.parametrize("mode", ["legacy", "orm"])
+    @pytest.mark.parametrize(
+        "key", sorted(key for key, spec in REGISTRY.items() if spec.autocommit)
+    )
+    def test_a_single_path_read_sends_the_pre_ping_and_its_statement_alone(
         self, committed_layer: Layer, traced: WireTrace, key: str, mode: str
     ) -> None:
         sent = sent_by_one_call(committed_layer, traced, key, mode)
-        assert [sent[0], sent[1], sent[-1]] == ["SELECT 1", "BEGIN", "COMMIT"], sent
-        assert len(sent) == 4, sent
+        assert sent[0] == "SELECT 1", sent
+        assert len(sent) == 2, sent
 
     @pytest.mark.parametrize("mode", ["shadow", "live"])
     def test_a_compared_read_sends_its_snapshot_savepoint_and_budget_in_one_round_trip(
@@ -82,7 +94,7 @@ class TestRoundTrips:
     ) -> None:
         sent_by_one_call(committed_layer, traced, READ, "shadow")
         after = sent_by_one_call(committed_layer, traced, READ, "legacy")
-        assert len(after) == 4, after
+        assert len(after) == 2, after
         with committed_layer.engine.connect() as connection:
             level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
         assert level == "read committed"
@@ -124,3 +136,38 @@ class TestIsolationLevel:
                 unit.connection.exec_driver_sql("RELEASE SAVEPOINT sa_savepoint_1")
             unit.connection.exec_driver_sql("ROLLBACK TO SAVEPOINT probe")
         assert 'savepoint "sa_savepoint_1" does not exist' in str(raised.value.orig)
+
+
+class TestAutocommitReads:
+    def test_a_read_that_streams_through_a_server_side_cursor_keeps_its_transaction(
+        self, committed_layer: Layer, traced: WireTrace
+    ) -> None:
+        key = "user_sessions.list_session_uuids"
+        assert not REGISTRY[key].autocommit
+        for mode in ("legacy", "orm"):
+            sent = sent_by_one_call(committed_layer, traced, key, mode)
+            assert sent[1] == "BEGIN", sent
+            assert sent[-1] == "COMMIT", sent
+
+    @pytest.mark.parametrize("mode", ["legacy", "orm"])
+    def test_a_failed_autocommit_read_raises_and_leaves_no_connection_in_autocommit(
+        self, committed_layer: Layer, mode: str
+    ) -> None:
+        committed_layer.set_flags({READ: mode})
+        engine = committed_layer.engine
+        with engine.connect() as connection:
+            name = connection.exec_driver_sql("SELECT current_database()").scalar()
+            connection.exec_driver_sql(f"ALTER DATABASE \"{name}\" SET lock_timeout = '50ms'")
+            connection.commit()
+        engine.dispose()  # connections made from now on wait 50 ms for a lock at most
+        with engine.connect() as blocker:
+            blocker.exec_driver_sql("LOCK TABLE user_sessions IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(psycopg2.errors.LockNotAvailable):
+                facade_function(READ)("0b7f3c2e-1d5a-4c8e-9f00-3a2b1c4d5e6f")
+            blocker.rollback()
+        with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                assert raw.autocommit is False
+                assert connection.exec_driver_sql("SELECT 1").scalar() == 1
