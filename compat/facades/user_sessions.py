@@ -128,8 +128,8 @@ def count_sessions(db: Session) -> int:
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
     texts: set[str] = set()
-    for batch in UserSessionRepository(db).stream_uuids():
-        texts.update(map(str, batch))
+    for batch in UserSessionRepository(db).stream_uuid_texts():
+        texts.update(batch)
     return texts
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, get_args
 
-from sqlalchemy import Row, Text, bindparam, delete, func, select, update
+from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, update
 
 from orm.models import UserSession
 from orm.repositories.base import BaseRepository
@@ -31,6 +31,8 @@ _COMPLETE = (
     .values(completed_at=now(), updated_at=now())
 )
 _LIST_UUIDS = select(UserSession.uuid)
+# As text in the server: psycopg2 then builds each str in C, no UUID object per row.
+_LIST_UUID_TEXTS = select(cast(UserSession.uuid, Text))
 _FIND_BY_EMAIL = (
     select(UserSession)
     .where(func.lower(UserSession.email) == func.lower(bindparam("email", type_=Text)))
@@ -98,6 +100,10 @@ class UserSessionRepository(BaseRepository[UserSession]):
         end while the session is open.
         """
         return self._stream_scalars(_LIST_UUIDS, {})
+
+    def stream_uuid_texts(self) -> Iterator[Sequence[str]]:
+        """``stream_uuids`` in the canonical text form (lower case, hyphenated), for str callers."""
+        return self._stream_scalars(_LIST_UUID_TEXTS, {})
 
     def find_by_email(self, email: str) -> list[UserSession]:
         """Sessions whose email matches ignoring case; oldest first (NULLs last), ties by uuid."""

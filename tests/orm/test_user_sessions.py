@@ -274,6 +274,15 @@ class TestListUuids:
     ) -> None:
         assert user_sessions.list_uuids() == set()
 
+    def test_streams_them_as_the_canonical_text_of_the_same_uuids(
+        self, user_sessions: UserSessionRepository, empty_tables: sa.Connection
+    ) -> None:
+        keys = {add_session(empty_tables) for _ in range(3)}
+        texts = [text for batch in user_sessions.stream_uuid_texts() for text in batch]
+        assert all(type(text) is str for text in texts)
+        assert {uuid.UUID(text) for text in texts} == keys
+        assert texts == [str(uuid.UUID(text)) for text in texts]  # lower case, hyphenated
+
 
 class TestFindByEmail:
     """find_sessions_by_email"""
