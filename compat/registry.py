@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 
 from compat.validation import ARGUMENTS, Validator
 from orm.models import Base
@@ -38,9 +39,12 @@ class Rows:
     argument: str | None = None
     order_by: str = "uuid"
 
-    def statement(self) -> sa.Select[Any]:
-        """The SELECT that reads these rows back (identifiers are declared, never caller input)."""
-        return _statement(self)
+    def sql(self) -> str:
+        """The SELECT that reads these rows back, as psycopg2 SQL with ``%(value)s``.
+
+        Its identifiers are declared, never caller input.
+        """
+        return _sql(self)
 
 
 # The comment tells a DBA looking at pg_stat_activity (and the tests) what it is.
@@ -53,7 +57,8 @@ def _statement(rows: Rows) -> sa.Select[Any]:
     if rows.column is None:
         row_text: sa.ColumnElement[str] = sa.literal_column(f"{rows.table}::text")
         in_order: sa.ColumnElement[str] = sa.literal_column(f"'|' ORDER BY {rows.order_by}")
-        digest = sa.func.md5(sa.func.coalesce(sa.func.string_agg(row_text, in_order), ""))
+        empty: sa.ColumnElement[str] = sa.literal_column("''")
+        digest = sa.func.md5(sa.func.coalesce(sa.func.string_agg(row_text, in_order), empty))
         return (
             sa.select(sa.func.count().label("rows"), digest.label("digest"))
             .prefix_with(_MARKER)
@@ -69,6 +74,11 @@ def _statement(rows: Rows) -> sa.Select[Any]:
         .where(mapped.c[rows.column] == sa.bindparam("value"))
         .order_by(mapped.c[rows.order_by])
     )
+
+
+@functools.cache
+def _sql(rows: Rows) -> str:
+    return str(_statement(rows).compile(dialect=psycopg2_dialect()))  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
