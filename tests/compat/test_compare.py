@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from compat.compare import Difference, compare, render
@@ -304,6 +304,8 @@ class TestFastPath:
 
     @settings(max_examples=300)
     @given(legacy=_NESTED, orm=_NESTED, ignore=st.sampled_from([(), ("id",)]))
+    @example(legacy={(1,)}, orm={(True,)}, ignore=())
+    @example(legacy=[{"id": 1}], orm=[{"id": True}], ignore=())
     def test_the_fast_path_never_calls_equal_what_the_full_walk_calls_different(
         self, legacy: Any, orm: Any, ignore: tuple[str, ...]
     ) -> None:
@@ -321,3 +323,6 @@ class TestFastPath:
         row = {"uuid": str(A_UUID), "created_at": NAIVE, "attempts": 0, "verified": False}
         assert _strictly_equal([row], [copy.deepcopy(row)], frozenset())
         assert not _strictly_equal([row], [{**row, "attempts": False}], frozenset())
+        uuids = {str(uuid.uuid4()) for _ in range(3)}
+        assert _strictly_equal(uuids, set(uuids), frozenset())
+        assert not _strictly_equal({1, 2}, {True, 2}, frozenset())
