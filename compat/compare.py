@@ -68,7 +68,8 @@ def _strictly_equal(left: Any, right: Any, ignore: frozenset[str]) -> bool:
     if kind is float:
         return bool(left == right)  # NaN != NaN: _compare knows two NaNs agree
     if kind is dict:
-        if left.keys() != right.keys():
+        # Equal key sets can still differ in key types (a str subclass on one side).
+        if left.keys() != right.keys() or any(type(key) is not str for key in right):
             return False
         for key, value in left.items():
             if type(key) is not str:

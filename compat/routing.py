@@ -239,11 +239,14 @@ def _touched(
     found = []
     with raw.cursor() as cursor:
         for rows in spec.touches:
-            parameters = {"value": named[rows.argument]} if rows.argument else None
+            # Always a mapping: the compiled SQL escapes a literal % as %%.
+            parameters = {"value": named[rows.argument]} if rows.argument else {}
             try:
                 cursor.execute(rows.sql(), parameters)
             except psycopg2.Error as error:
-                if raw.closed:
+                # (SQLAlchemy's typing knows no psycopg2 classes, hence Any.)
+                dialect: Any = unit.connection.dialect
+                if raw.closed or dialect.is_disconnect(error, raw, cursor):
                     # Lost: tell SQLAlchemy, as its own execution would have, so that the
                     # pool discards the connection and the caller hears of it.
                     unit.connection.invalidate(error)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from compat.flags import FlagStore
 from compat.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
+from compat.unit_of_work import MAX_STATEMENT_TIMEOUT_MS
 
 __all__ = ["Runtime", "get_runtime", "reset_runtime"]
 
@@ -21,10 +23,22 @@ class Runtime:
     counters: CounterPublisher
     raise_on_mismatch: bool = False
     """Raise MismatchError after a compared call whose paths disagree (for tests)."""
-    candidate_timeout_ms: int = field(
-        default_factory=lambda: int(os.environ.get("COMPAT_CANDIDATE_TIMEOUT_MS", "2000"))
-    )
+    candidate_timeout_ms: int = field(default_factory=lambda: _candidate_timeout_ms(os.environ))
     """The candidate's time budget: a statement timeout inside its savepoint."""
+
+
+def _candidate_timeout_ms(environ: Mapping[str, str]) -> int:
+    text = environ.get("COMPAT_CANDIDATE_TIMEOUT_MS", "2000")
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_STATEMENT_TIMEOUT_MS:
+        raise ValueError(
+            f"COMPAT_CANDIDATE_TIMEOUT_MS={text!r}: give whole milliseconds, "
+            f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: no budget)"
+        )
+    return value
 
 
 _lock = threading.Lock()

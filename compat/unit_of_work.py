@@ -18,11 +18,21 @@ from compat.errors import UnitOfWorkAborted
 from legacy.db import lend_connection
 from orm.database import get_engine
 
-__all__ = ["DATABASE_ERRORS", "UnitOfWork", "current_unit", "in_unit", "transaction", "unwrap"]
+__all__ = [
+    "DATABASE_ERRORS",
+    "MAX_STATEMENT_TIMEOUT_MS",
+    "UnitOfWork",
+    "current_unit",
+    "in_unit",
+    "transaction",
+    "unwrap",
+]
 
 T = TypeVar("T")
 
 DATABASE_ERRORS = (psycopg2.Error, sa.exc.DBAPIError)
+MAX_STATEMENT_TIMEOUT_MS = 2_147_483_647
+"""PostgreSQL's largest statement_timeout (an int4 of milliseconds)."""
 
 
 class UnitOfWork:
@@ -150,6 +160,13 @@ class UnitOfWork:
         long unit does not stack one subtransaction per candidate.
         """
         self.check_usable()
+        if not 0 <= statement_timeout_ms <= MAX_STATEMENT_TIMEOUT_MS:
+            # Checked before any SQL: a SET LOCAL that failed after its SAVEPOINT
+            # would leave the caller's transaction aborted.
+            raise ValueError(
+                f"statement timeout {statement_timeout_ms!r} ms is out of range "
+                f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: none)"
+            )
         before = "" if self._opening is None else f"{self._opening}; "
         after = f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
         self._opening = None
@@ -267,8 +284,10 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
         connection = stack.enter_context(engine.connect())
         if autocommit:
             raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
+            # Put back as it came (an application's own engine may be in autocommit);
+            # registered first, so that nothing in between can skip it.
+            stack.callback(_restore_autocommit, raw, raw.autocommit)
             raw.autocommit = True  # on the client only: nothing is sent
-            stack.callback(_end_autocommit, raw)
         outer = connection.begin()
         unit = UnitOfWork(connection, opening)
         token = _current.set(unit)
@@ -290,9 +309,9 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
             raise unwrap(error) from error
 
 
-def _end_autocommit(raw: psycopg2.extensions.connection) -> None:
+def _restore_autocommit(raw: psycopg2.extensions.connection, autocommit: bool) -> None:
     if not raw.closed:  # a lost connection is discarded by the pool anyway
-        raw.autocommit = False
+        raw.autocommit = autocommit
 
 
 def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:

@@ -121,3 +121,29 @@ def test_a_compared_read_sees_one_snapshot_even_when_another_client_commits_in_b
         assert facade_function(key)() == served + 1  # the other client's commit is there now
     finally:
         other_client.close()
+
+
+def test_a_time_budget_out_of_range_is_the_candidates_failure_not_the_callers(
+    layer: Layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "user_sessions.count_sessions"
+    monkeypatch.setattr(get_runtime(), "candidate_timeout_ms", 2**31)
+    layer.set_flags({key: "shadow"})
+    first = facade_function(key)()
+    assert facade_function(key)() == first  # the caller's transaction is fine
+    observation = layer.observations()[0]
+    assert observation.candidate.error_text is not None
+    assert "out of range" in observation.candidate.error_text
+
+
+@pytest.mark.parametrize("value", ["-1", "2147483648", "2s", ""])
+def test_a_candidate_budget_from_the_environment_must_be_whole_milliseconds_in_range(
+    value: str,
+) -> None:
+    from compat.runtime import _candidate_timeout_ms
+
+    with pytest.raises(ValueError, match="COMPAT_CANDIDATE_TIMEOUT_MS") as raised:
+        _candidate_timeout_ms({"COMPAT_CANDIDATE_TIMEOUT_MS": value})
+    assert "0..2147483647" in str(raised.value)
+    assert _candidate_timeout_ms({"COMPAT_CANDIDATE_TIMEOUT_MS": "0"}) == 0
+    assert _candidate_timeout_ms({}) == 2000

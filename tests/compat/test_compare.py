@@ -326,3 +326,15 @@ class TestFastPath:
         uuids = {str(uuid.uuid4()) for _ in range(3)}
         assert _strictly_equal(uuids, set(uuids), frozenset())
         assert not _strictly_equal({1, 2}, {True, 2}, frozenset())
+
+    def test_a_str_subclass_key_on_either_side_is_left_to_the_full_walk(self) -> None:
+        from enum import StrEnum
+
+        from compat.compare import _strictly_equal
+
+        class Key(StrEnum):
+            EMAIL = "email"
+
+        for legacy, orm in (({"email": "x"}, {Key.EMAIL: "x"}), ({Key.EMAIL: "x"}, {"email": "x"})):
+            assert not _strictly_equal(legacy, orm, frozenset())
+            assert compare(legacy, orm) != ()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from bench.wire import WireTrace, trace_round_trips
 from compat.registry import REGISTRY
 from compat.unit_of_work import transaction
+from orm.database import create_engine, use_engine
 from tests.compat.calls import CALLS
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import Layer, observer_connection
@@ -171,3 +172,19 @@ class TestAutocommitReads:
                 assert raw is not None
                 assert raw.autocommit is False
                 assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+
+    def test_an_applications_autocommit_engine_gets_its_connections_back_in_autocommit(
+        self, committed_layer: Layer
+    ) -> None:
+        committed_layer.set_flags({READ: "legacy"})
+        engine = create_engine(committed_layer.url, isolation_level="AUTOCOMMIT")
+        use_engine(engine)
+        try:
+            facade_function(READ)("0b7f3c2e-1d5a-4c8e-9f00-3a2b1c4d5e6f")
+            with engine.connect() as connection:
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                assert raw.autocommit is True
+        finally:
+            use_engine(committed_layer.engine)
+            engine.dispose()
