@@ -183,6 +183,19 @@ class UnitOfWork:
             raise
         if nested.is_active:
             nested.rollback()
+            return
+        # Something inside rolled the savepoint back itself and carried on: a
+        # Session whose flush failed rolls back the savepoint it joined, and if
+        # the error is swallowed and the Session used again, it writes into the
+        # enclosing transaction, where no rollback of ours reaches. Abort the
+        # unit rather than let those writes commit.
+        failure = (
+            "code inside a rolled-back savepoint (a candidate) rolled it back itself and went "
+            "on; let database errors propagate out of ORM adapters"
+        )
+        if self._failure is None:
+            self._failure = failure
+        raise UnitOfWorkAborted(failure)
 
 
 # What the next SAVEPOINT this thread sends must carry (set around begin_nested only).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import uuid
 from typing import Any
 
 import psycopg2.extensions
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from compat.errors import UnitOfWorkAborted
 from compat.registry import REGISTRY, Kind
 from compat.runtime import get_runtime
 from tests.compat.calls import CALLS, Call, new_session
@@ -147,3 +150,36 @@ def test_a_candidate_budget_from_the_environment_must_be_whole_milliseconds_in_r
     assert "0..2147483647" in str(raised.value)
     assert _candidate_timeout_ms({"COMPAT_CANDIDATE_TIMEOUT_MS": "0"}) == 0
     assert _candidate_timeout_ms({}) == 2000
+
+
+def test_a_candidate_that_swallows_a_failed_flush_and_writes_on_cannot_commit_those_writes(
+    committed_layer: Layer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orm.models import UserSession
+
+    key = "user_sessions.update_session"
+    spec = REGISTRY[key]
+    seeding = observer_connection(committed_layer.url)
+    try:
+        existing = new_session(seeding)
+        call = CALLS[key](seeding)
+        escaped = uuid.uuid4()
+
+        def swallows_and_writes_on(db: Session, *args: Any) -> Any:
+            db.add(UserSession(uuid=uuid.UUID(existing), name="duplicate"))
+            with contextlib.suppress(sa.exc.IntegrityError):
+                db.flush()  # fails; the Session rolls back the savepoint it joined
+            db.rollback()
+            db.add(UserSession(uuid=escaped, name="written after the rollback"))
+            db.flush()  # lands in the enclosing transaction
+            return spec.orm(db, *args)
+
+        monkeypatch.setitem(REGISTRY, key, dataclasses.replace(spec, orm=swallows_and_writes_on))
+        committed_layer.set_flags({key: "shadow"})
+        with pytest.raises(UnitOfWorkAborted, match="rolled it back itself"):
+            facade_function(key)(*call.args, **call.kwargs)
+        with seeding.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM user_sessions WHERE uuid = %s", (str(escaped),))
+            assert cursor.fetchone() == (0,)
+    finally:
+        seeding.close()
