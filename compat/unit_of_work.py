@@ -48,6 +48,7 @@ class UnitOfWork:
     __slots__ = ("_failure", "_opening", "connection")
 
     def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
+        _hook(connection.engine)
         self.connection = connection
         self._failure: str | None = None
         self._opening = opening
@@ -292,9 +293,7 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
     with ExitStack() as stack:
-        engine = get_engine()
-        _hook(engine)
-        connection = stack.enter_context(engine.connect())
+        connection = stack.enter_context(get_engine().connect())
         if autocommit:
             raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
             # Put back as it came (an application's own engine may be in autocommit);
