@@ -80,7 +80,8 @@ class WireTrace:
             _length, _, message = rest.partition("\t")
             kind, _, text = message.partition("\t")
             if kind == "Query":
-                sent.append(text.strip().strip('"'))
+                text = text.strip()  # libpq quotes the whole query: "SELECT ..."
+                sent.append(text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else text)
         return sent
 
     def mark(self) -> int:
