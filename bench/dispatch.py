@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from bench.database import Seeded
 from bench.measure import Samples, time_calls
 from compat import transaction
-from compat.facades import user_sessions as facade
-from compat.registry import REGISTRY
+from compat import user_sessions as facade
+from compat.routing.declaration import REGISTRY
 from legacy import user_sessions as legacy
 
 __all__ = ["DISPATCH", "DISPATCH_VARIANTS", "measure_dispatch_round"]

@@ -50,9 +50,7 @@ FROM (SELECT uuid FROM user_sessions TABLESAMPLE BERNOULLI (10) REPEATABLE (7)) 
 # What each child process runs; each prints nothing, its peak RSS is read by the parent.
 _OPERATIONS: Final[dict[str, str]] = {
     "baseline (import, connect)": (
-        "import compat.facades\n"
-        "from orm.database import get_engine\n"
-        "get_engine().connect().close()\n"
+        "import compat\nfrom orm.database import get_engine\nget_engine().connect().close()\n"
     ),
     "list_session_uuids, legacy": (
         "from compat.runtime import get_runtime\n"

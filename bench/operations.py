@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from bench.database import Seeded
-from compat.facades import email_verification as facade_verification
-from compat.facades import uploads as facade_uploads
-from compat.facades import user_sessions as facade_sessions
+from compat import email_verification as facade_verification
+from compat import uploads as facade_uploads
+from compat import user_sessions as facade_sessions
 from legacy import email_verification as legacy_verification
 from legacy import uploads as legacy_uploads
 from legacy import user_sessions as legacy_sessions

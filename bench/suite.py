@@ -15,16 +15,16 @@ from bench.database import Seeded
 from bench.dispatch import measure_dispatch_round
 from bench.measure import Samples, time_calls
 from bench.operations import Call, Operation
-from compat.flags import FlagStore
-from compat.publishers import (
+from compat.flags.store import FlagStore
+from compat.routing.declaration import REGISTRY
+from compat.runtime import Runtime, reset_runtime
+from compat.shadow.publishers import (
     CounterPublisher,
     Dispatcher,
     LogPublisher,
     Publisher,
     TablePublisher,
 )
-from compat.registry import REGISTRY
-from compat.runtime import Runtime, reset_runtime
 
 __all__ = ["COMPARED", "ORIGINAL", "VARIANTS", "Settings", "run_suite"]
 

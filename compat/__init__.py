@@ -5,6 +5,7 @@ and may group calls in ``compat.transaction()``; engineers flip each
 function's flag with the ``compat`` command line.
 """
 
+from compat import email_verification, uploads, user_sessions
 from compat.errors import (
     CompatError,
     InvalidArgument,
@@ -12,8 +13,8 @@ from compat.errors import (
     UnitOfWorkAborted,
     UnknownFlag,
 )
-from compat.flags import FlagState, Mode
-from compat.unit_of_work import transaction
+from compat.flags.store import FlagState, Mode
+from compat.routing.unit_of_work import transaction
 
 __all__ = [
     "CompatError",
@@ -23,5 +24,8 @@ __all__ = [
     "Mode",
     "UnitOfWorkAborted",
     "UnknownFlag",
+    "email_verification",
     "transaction",
+    "uploads",
+    "user_sessions",
 ]

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from compat.flags import FlagStore
-from compat.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
-from compat.unit_of_work import MAX_STATEMENT_TIMEOUT_MS
+from compat.flags.store import FlagStore
+from compat.routing.unit_of_work import MAX_STATEMENT_TIMEOUT_MS
+from compat.shadow.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
 
 __all__ = ["Runtime", "get_runtime", "reset_runtime"]
 
@@ -46,8 +46,8 @@ _runtime: Runtime | None = None
 
 
 def _build() -> Runtime:
-    import compat.facades  # noqa: F401  (declares every facade function)
-    from compat.registry import REGISTRY
+    import compat  # noqa: F401  (declares every facade function)
+    from compat.routing.declaration import REGISTRY
 
     counters = CounterPublisher()
     dispatcher = Dispatcher([LogPublisher(), counters, TablePublisher()])

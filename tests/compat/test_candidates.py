@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compat.errors import UnitOfWorkAborted
-from compat.registry import REGISTRY, Kind
+from compat.routing.declaration import REGISTRY, Kind
 from compat.runtime import get_runtime
 from tests.compat.calls import CALLS, Call, new_session
 from tests.compat.test_routing import facade_function
@@ -92,7 +92,7 @@ def test_a_failing_publisher_is_logged_and_never_breaks_the_call(
 
     get_runtime().dispatcher.publishers.insert(0, Broken())
     layer.set_flags({"user_sessions.count_sessions": "shadow"})
-    with caplog.at_level(logging.ERROR, logger="compat.publishers"):
+    with caplog.at_level(logging.ERROR, logger="compat.shadow.publishers"):
         assert facade_function("user_sessions.count_sessions")() >= 0
         [observation] = layer.observations()
     assert observation.matched

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from compat.cli import main
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 from compat.runtime import reset_runtime
 from orm.database import dispose_engine
 from tests.fixtures.layer import Layer

@@ -1,4 +1,4 @@
-"""compat.compare: the two paths agree only when values and types agree, and the diff says where."""
+"""compat.shadow.compare: the paths agree only when values and types agree; the diff says where."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from compat.compare import Difference, compare, render
-from compat.redact import show
+from compat.shadow.compare import Difference, compare, render
+from compat.shadow.redact import show
 
 A_UUID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e")
 NAIVE = datetime(2024, 3, 1, 12, 0)
@@ -309,7 +309,7 @@ class TestFastPath:
     def test_the_fast_path_never_calls_equal_what_the_full_walk_calls_different(
         self, legacy: Any, orm: Any, ignore: tuple[str, ...]
     ) -> None:
-        from compat.compare import _compare, _strictly_equal
+        from compat.shadow.compare import _compare, _strictly_equal
 
         found: list[Difference] = []
         _compare(legacy, orm, "", None, frozenset(ignore), found)
@@ -318,7 +318,7 @@ class TestFastPath:
         assert compare(legacy, orm, ignore=ignore) == tuple(found)
 
     def test_two_equal_rows_take_the_fast_path(self) -> None:
-        from compat.compare import _strictly_equal
+        from compat.shadow.compare import _strictly_equal
 
         row = {"uuid": str(A_UUID), "created_at": NAIVE, "attempts": 0, "verified": False}
         assert _strictly_equal([row], [copy.deepcopy(row)], frozenset())
@@ -330,7 +330,7 @@ class TestFastPath:
     def test_a_str_subclass_key_on_either_side_is_left_to_the_full_walk(self) -> None:
         from enum import StrEnum
 
-        from compat.compare import _strictly_equal
+        from compat.shadow.compare import _strictly_equal
 
         class Key(StrEnum):
             EMAIL = "email"

@@ -1,4 +1,4 @@
-"""compat.digest: a large result compared by digest agrees with compat.compare, without values."""
+"""compat.shadow.digest: a large result compared by digest agrees with compare(), without values."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compat.compare import compare, render
-from compat.digest import Digest, digest_if_large
-from compat.redact import show
+from compat.shadow.compare import compare, render
+from compat.shadow.digest import Digest, digest_if_large
+from compat.shadow.redact import show
 
 UUIDS = [str(uuid.UUID(int=n, version=4)) for n in range(1, 2001)]
 NAIVE = datetime(2024, 3, 1, 12, 0)

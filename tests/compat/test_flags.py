@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from compat import user_sessions
 from compat.errors import UnknownFlag
-from compat.flags import (
+from compat.flags.store import (
     DEFAULT_TTL_SECONDS,
     MODES,
     Entries,
@@ -31,8 +31,8 @@ from compat.flags import (
     parse_env_flags,
     parse_file_flags,
 )
-from compat.observation import Path
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
+from compat.shadow.observation import Path
 from orm.database import create_engine, dispose_engine, use_engine
 from tests.compat.calls import new_session
 from tests.fixtures.layer import Layer, observer_connection

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compat import user_sessions
-from compat.compare import Difference
-from compat.flags import Mode
-from compat.observation import Observation, Outcome, Path
-from compat.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
+from compat.flags.store import Mode
+from compat.shadow.compare import Difference
+from compat.shadow.observation import Observation, Outcome, Path
+from compat.shadow.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
 from tests.fixtures.layer import Layer, Recorder, observer_connection
 
 # Generous: only reached when the code under test is broken (a hang, not a wait).
@@ -134,7 +134,7 @@ class TestDispatcher:
         recorder = Recorder()
         dispatcher = Dispatcher([Raising(), recorder])
         observation = an_observation()
-        with caplog.at_level(logging.ERROR, logger="compat.publishers"):
+        with caplog.at_level(logging.ERROR, logger="compat.shadow.publishers"):
             dispatcher.submit(observation)
             assert dispatcher.drain(PATIENCE)
         assert recorder.observations == [observation]
@@ -148,7 +148,7 @@ class TestDispatcher:
     ) -> None:
         recorder = Recorder()
         dispatcher = Dispatcher([Raising(), recorder])
-        with caplog.at_level(logging.CRITICAL, logger="compat.publishers"):
+        with caplog.at_level(logging.CRITICAL, logger="compat.shadow.publishers"):
             dispatcher.submit(an_observation())
             assert dispatcher.drain(PATIENCE)
             later = an_observation()

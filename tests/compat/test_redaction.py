@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 import compat
 from compat import user_sessions
-from compat.compare import compare
-from compat.flags import Mode
-from compat.observation import Observation, Outcome, Path
-from compat.publishers import LogPublisher, TablePublisher
-from compat.redact import PERSONAL_FIELDS, redact, redact_text, show
-from compat.registry import REGISTRY
+from compat.flags.store import Mode
+from compat.routing.declaration import REGISTRY
+from compat.shadow.compare import compare
+from compat.shadow.observation import Observation, Outcome, Path
+from compat.shadow.publishers import LogPublisher, TablePublisher
+from compat.shadow.redact import PERSONAL_FIELDS, redact, redact_text, show
 from tests.compat.calls import CALLS, Call
 from tests.compat.test_routing import facade_function, tampered
 from tests.fixtures.layer import Layer
@@ -116,7 +116,7 @@ def mismatch_on_get_session(
     return observation
 
 
-# -- compat.redact -------------------------------------------------------------
+# -- compat.shadow.redact -------------------------------------------------------------
 
 
 class TestRedact:

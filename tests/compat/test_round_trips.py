@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench.wire import WireTrace, trace_round_trips
-from compat.registry import REGISTRY
-from compat.unit_of_work import transaction
+from compat.routing.declaration import REGISTRY
+from compat.routing.unit_of_work import transaction
 from orm.database import create_engine, use_engine
 from tests.compat.calls import CALLS
 from tests.compat.test_routing import facade_function

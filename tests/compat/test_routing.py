@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from compat.observation import Path
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
+from compat.shadow.observation import Path
 from tests.compat.calls import CALLS, Call
 from tests.fixtures.layer import Layer
 

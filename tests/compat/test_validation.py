@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 import compat
 from compat import InvalidArgument
-from compat.compare import compare
-from compat.observation import Path
-from compat.registry import REGISTRY
-from compat.validation import BIGINT_MAX, MAX_HOURS
+from compat.routing.arguments import BIGINT_MAX, MAX_HOURS
+from compat.routing.declaration import REGISTRY
+from compat.shadow.compare import compare
+from compat.shadow.observation import Path
 from tests.compat.calls import CALLS, Call, new_session, new_upload
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import LOG, Layer

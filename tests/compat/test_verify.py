@@ -23,15 +23,20 @@ from psycopg2 import sql
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from compat import seeding
 from compat.cli import main
-from compat.digest import DIGEST_ABOVE
-from compat.embedded import EmbeddedUnavailable, choose_account, embedded_postgres, find_binaries
-from compat.facades.user_sessions import SessionRow
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 from compat.runtime import reset_runtime
-from compat.verify import CONFIGURATION_VARIABLES
-from compat.verify_calls import BUILDERS
+from compat.shadow.digest import DIGEST_ABOVE
+from compat.user_sessions import SessionRow
+from compat.verify import seeding
+from compat.verify.calls import BUILDERS
+from compat.verify.embedded import (
+    EmbeddedUnavailable,
+    choose_account,
+    embedded_postgres,
+    find_binaries,
+)
+from compat.verify.runner import CONFIGURATION_VARIABLES
 from orm.database import create_engine, dispose_engine
 from tests.fixtures.layer import Layer, observer_connection
 
@@ -291,7 +296,7 @@ class TestMismatch:
 
 
 class TestWholeTableResults:
-    """A result above compat.digest.DIGEST_ABOVE elements is compared by digest on each path."""
+    """A result above DIGEST_ABOVE elements is compared by digest on each path."""
 
     UUIDS = "user_sessions.list_session_uuids"
 

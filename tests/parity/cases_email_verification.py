@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from compat.errors import InvalidArgument
-from compat.validation import MAX_HOURS
+from compat.routing.arguments import MAX_HOURS
 from tests.parity.case import Call, Case, Seed, after, call, case, fixed_uuid, returns, row_of
 from tests.parity.case import Tag as T
 

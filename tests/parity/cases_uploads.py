@@ -8,7 +8,7 @@ from typing import Any
 import psycopg2.errors
 
 from compat.errors import InvalidArgument
-from compat.validation import BIGINT_MAX
+from compat.routing.arguments import BIGINT_MAX
 from tests.parity.case import (
     Call,
     Case,

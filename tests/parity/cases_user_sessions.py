@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg2.errors
 
 from compat.errors import InvalidArgument
-from compat.validation import MAX_HOURS
+from compat.routing.arguments import MAX_HOURS
 from tests.parity.case import (
     Call,
     Case,

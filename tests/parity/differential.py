@@ -32,13 +32,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from compat.compare import compare, render
-from compat.observation import Outcome, Path
-from compat.parity import Comparison
-from compat.registry import REGISTRY, FacadeFunction
-from compat.routing import differences, run_path
-from compat.unit_of_work import UnitOfWork, unwrap
-from compat.validation import BIGINT_MAX, MAX_HOURS
+from compat.routing.arguments import BIGINT_MAX, MAX_HOURS
+from compat.routing.declaration import REGISTRY, FacadeFunction
+from compat.routing.dispatch import differences, run_path
+from compat.routing.unit_of_work import UnitOfWork, unwrap
+from compat.shadow.compare import compare, render
+from compat.shadow.observation import Outcome, Path
+from compat.verify.parity import Comparison
 from legacy.db import lend_connection
 from legacy.user_sessions import ORDERS
 from tests.parity.catalog import REFUSED_ERRORS

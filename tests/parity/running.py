@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compat.parity import Comparison, compare_paths
-from compat.unit_of_work import UnitOfWork
+from compat.routing.unit_of_work import UnitOfWork
+from compat.verify.parity import Comparison, compare_paths
 from tests.parity.case import Call, Case, Seed
 from tests.parity.tables import table_state
 

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from compat.unit_of_work import UnitOfWork
+from compat.routing.unit_of_work import UnitOfWork
 
 __all__ = ["TABLES", "read_tables", "table_state"]
 

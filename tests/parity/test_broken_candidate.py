@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from compat.facades.user_sessions import session_row
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
+from compat.user_sessions import session_row
 from legacy.user_sessions import SessionOrder, SessionRow
 from orm.models import UserSession
 from tests.fixtures.layer import Layer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from compat.compare import compare
-from compat.unit_of_work import UnitOfWork
+from compat.routing.unit_of_work import UnitOfWork
+from compat.shadow.compare import compare
 from tests.fixtures.layer import Layer
 from tests.parity.case import Case, Seed
 from tests.parity.catalog import CASES, facade_function, is_refused

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import psycopg2
 
-import compat.facades  # noqa: F401  (declares every facade function)
-from compat.registry import REGISTRY
+import compat  # noqa: F401  (declares every facade function)
+from compat.routing.declaration import REGISTRY
 from tests.parity.case import Case, Tag, call, case
 from tests.parity.catalog import CASES, is_refused
 

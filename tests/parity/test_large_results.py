@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from compat.digest import DIGEST_ABOVE, Digest
-from compat.parity import compare_paths
-from compat.registry import REGISTRY
-from compat.unit_of_work import UnitOfWork
+from compat.routing.declaration import REGISTRY
+from compat.routing.unit_of_work import UnitOfWork
+from compat.shadow.digest import DIGEST_ABOVE, Digest
+from compat.verify.parity import compare_paths
 from tests.fixtures.layer import Layer
 from tests.parity.case import Seed
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from hypothesis import strategies as st
 
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 
 INJECTIONS: Final = (
     "'; DROP TABLE user_sessions; --",

@@ -23,7 +23,7 @@ import pytest
 import compat
 import legacy.user_sessions
 from compat import email_verification, uploads, user_sessions
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 from tests.fixtures.layer import Layer
 from tests.reliability.backends import terminate_every_backend
 

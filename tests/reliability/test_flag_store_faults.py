@@ -13,9 +13,9 @@ import psycopg2.extensions
 import pytest
 
 from compat import user_sessions
-from compat.flags import READ_TIMEOUT_MS, FlagStore
-from compat.observation import Path
-from compat.registry import REGISTRY
+from compat.flags.store import READ_TIMEOUT_MS, FlagStore
+from compat.routing.declaration import REGISTRY
+from compat.shadow.observation import Path
 from tests.compat.calls import new_session
 from tests.compat.test_flags import FakeClock, flip
 from tests.fixtures.layer import Layer, observer_connection

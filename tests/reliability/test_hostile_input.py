@@ -4,7 +4,7 @@ For each function, Hypothesis draws every argument from a hostile strategy
 (tests/reliability/hostile.py). The layer's own check decides which case
 applies: a refused call raises the same InvalidArgument in every mode without
 sending a statement, and the unit of work goes on; an accepted call runs on
-both paths from the same state (compat.parity.compare_paths, each path in a
+both paths from the same state (compat.verify.parity.compare_paths, each path in a
 rolled-back savepoint) and must give type-strictly equal results, and may fail
 in the database only as both paths do, with a constraint's SQLSTATE (class
 23) or an index's size limit, never with bad data (class 22) that the check
@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compat import InvalidArgument
-from compat.parity import compare_paths
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
+from compat.verify.parity import compare_paths
 from tests.compat.calls import new_session, new_upload
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import LOG, Layer

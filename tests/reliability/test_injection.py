@@ -22,7 +22,7 @@ import psycopg2.extensions
 import pytest
 
 from compat import InvalidArgument
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 from tests.compat.calls import CALLS, Call, new_session, new_upload
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import Layer

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 import compat
 from compat import email_verification, uploads, user_sessions
-from compat.registry import REGISTRY
+from compat.routing.declaration import REGISTRY
 from compat.runtime import get_runtime
 from orm.database import get_engine
 

@@ -12,14 +12,14 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from compat.compare import Difference, compare
 from compat.errors import MismatchError
-from compat.flags import Mode
-from compat.observation import Observation, Outcome, Path
-from compat.registry import REGISTRY, FacadeFunction, Kind, Rows
+from compat.flags.store import Mode
+from compat.routing.arguments import Validator
+from compat.routing.declaration import REGISTRY, FacadeFunction, Kind, Rows
+from compat.routing.unit_of_work import UnitOfWork, in_unit, unwrap
 from compat.runtime import get_runtime
-from compat.unit_of_work import UnitOfWork, in_unit, unwrap
-from compat.validation import Validator
+from compat.shadow.compare import Difference, compare
+from compat.shadow.observation import Observation, Outcome, Path
 
 __all__ = ["differences", "facade", "run_isolated", "run_path"]
 

@@ -11,12 +11,12 @@ from typing import TextIO
 import psycopg2
 import sqlalchemy as sa
 
-from compat import verify as verification
-from compat.embedded import EmbeddedUnavailable
 from compat.errors import CompatError
-from compat.flags import MODES
-from compat.registry import REGISTRY
+from compat.flags.store import MODES
+from compat.routing.declaration import REGISTRY
 from compat.runtime import get_runtime
+from compat.verify import runner as verification
+from compat.verify.embedded import EmbeddedUnavailable
 from orm.database import database_url, get_engine
 
 __all__ = ["main"]

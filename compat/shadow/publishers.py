@@ -11,7 +11,7 @@ from typing import Final, Protocol
 
 import sqlalchemy as sa
 
-from compat.observation import Observation
+from compat.shadow.observation import Observation
 from orm.database import get_engine
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("compat.observations")
-internal = logging.getLogger("compat.publishers")
+internal = logging.getLogger("compat.shadow.publishers")
 
 
 class Publisher(Protocol):

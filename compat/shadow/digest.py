@@ -1,8 +1,8 @@
 """Compat layer: a large result reduced to its size, element types and hashes, for comparing paths.
 
 `compat verify` on a whole table would otherwise hold both paths' results at
-once (two sets of a million uuids). compat.parity reduces each path's result
-to a Digest as soon as that path has run, and compat.compare compares two
+once (two sets of a million uuids). compat.verify.parity reduces each path's result
+to a Digest as soon as that path has run, and compat.shadow.compare compares two
 Digests as strictly as it compares the values: ``1`` and ``True``, a str and
 a UUID, a list and a tuple stay different; lists are compared in order, sets
 and mappings in any order.
@@ -39,7 +39,7 @@ class Digest:
 
     Two Digests are equal when their collections are of the same type, hold
     as many elements of each type, and hold equal elements (as
-    compat.compare sees them): in the same order for a list or tuple, in any
+    compat.shadow.compare sees them): in the same order for a list or tuple, in any
     order for a set. Its repr shows sizes and type names only, never a value.
     """
 
@@ -116,7 +116,7 @@ def _encode(value: Any, ignore: frozenset[str]) -> bytes:
 
 
 def _canonical(value: Any, ignore: frozenset[str]) -> str:
-    """Text that is the same for two values exactly when compat.compare finds no difference."""
+    """Text that is the same for two values exactly when compare() finds no difference."""
     kind = type(value)
     name = _type_name(kind)
     if kind in _PLAIN:
@@ -133,7 +133,7 @@ def _canonical(value: Any, ignore: frozenset[str]) -> str:
     if isinstance(value, (set, frozenset)):
         return f"{name}{{{''.join(sorted(_framed(_canonical(item, ignore)) for item in value))}}}"
     if kind is float:
-        # NaN agrees with NaN and -0.0 with 0.0, as in compat.compare.
+        # NaN agrees with NaN and -0.0 with 0.0, as in compat.shadow.compare.
         return f"{name}:{'nan' if math.isnan(value) else repr(value + 0.0)}"
     if kind is Decimal:
         return f"{name}:{_decimal(value)}"

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from compat.digest import Digest
+from compat.shadow.digest import Digest
 
 __all__ = ["Difference", "compare", "render"]
 
@@ -34,7 +34,7 @@ def compare(legacy: Any, orm: Any, *, ignore: Collection[str] = ()) -> tuple[Dif
     one, a list from a tuple. Mapping keys named in ``ignore`` are skipped at
     any depth (values that legitimately differ between two runs, such as a
     sequence-generated id). A large collection may be replaced by its
-    compat.digest.Digest on both sides; two Digests are compared as strictly,
+    compat.shadow.digest.Digest on both sides; two Digests are compared as strictly,
     and the difference says what the digests tell (lengths, element types,
     elements, order), without values.
     """
@@ -187,7 +187,7 @@ def _compare_digests(
     if isinstance(left, Digest) and isinstance(right, Digest):
         reason = left.difference(right)
     else:
-        # compat.parity digests both sides when either is large: the other is no collection.
+        # compat.verify.parity digests both sides when either is large: the other is no collection.
         reason = f"type {_kind(left)} != {_kind(right)}"
     if reason is not None:
         found.append(Difference(path, left, right, reason, field))
@@ -238,7 +238,7 @@ def render(
 ) -> str:
     """The differences as lines a person reads: ``path: legacy=... orm=... (reason)``.
 
-    ``show(value, field)`` turns a value into text; pass compat.redact.show for
+    ``show(value, field)`` turns a value into text; pass compat.shadow.redact.show for
     logs and reports.
     """
     lines = [

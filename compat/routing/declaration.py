@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 
-from compat.validation import ARGUMENTS, Validator
+from compat.routing.arguments import ARGUMENTS, Validator
 from orm.models import Base
 
 __all__ = ["REGISTRY", "FacadeFunction", "Kind", "Rows"]

@@ -1,6 +1,6 @@
 """Compat layer: `compat verify`, both paths of every facade function on real rows, no change.
 
-Every call runs through the parity core (compat.parity.compare_paths): each
+Every call runs through the parity core (compat.verify.parity.compare_paths): each
 path in its own savepoint, rolled back, inside one transaction that is rolled
 back at the end, so no row of any table changes. What PostgreSQL does not roll
 back is a sequence: an insert draws its next value for good. The report names
@@ -24,14 +24,14 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-import compat.facades  # noqa: F401  (declares every facade function)
-from compat import seeding
-from compat.embedded import embedded_postgres
-from compat.parity import compare_paths
-from compat.registry import REGISTRY, Kind
+import compat  # noqa: F401  (declares every facade function)
+from compat.routing.declaration import REGISTRY, Kind
+from compat.routing.unit_of_work import UnitOfWork, transaction
 from compat.runtime import get_runtime, reset_runtime
-from compat.unit_of_work import UnitOfWork, transaction
-from compat.verify_calls import Call, calls_for, sample
+from compat.verify import seeding
+from compat.verify.calls import Call, calls_for, sample
+from compat.verify.embedded import embedded_postgres
+from compat.verify.parity import compare_paths
 from orm.database import database_url, dispose_engine, get_engine
 
 __all__ = [

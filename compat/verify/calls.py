@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from compat.seeding import person_name, upload_file
-from compat.validation import BIGINT_MAX
+from compat.routing.arguments import BIGINT_MAX
+from compat.verify.seeding import person_name, upload_file
 
 __all__ = ["BUILDERS", "Call", "Samples", "calls_for", "sample"]
 

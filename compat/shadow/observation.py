@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from compat.compare import Difference, render
-from compat.flags import Mode
-from compat.redact import redact_text, show
+from compat.flags.store import Mode
+from compat.shadow.compare import Difference, render
+from compat.shadow.redact import redact_text, show
 
 __all__ = ["Observation", "Outcome", "Path"]
 

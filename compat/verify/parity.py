@@ -14,14 +14,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.compare import Difference, render
-from compat.digest import DIGEST_ABOVE, Digest, digest_if_large
 from compat.errors import InvalidArgument
-from compat.observation import Outcome, Path
-from compat.redact import show
-from compat.registry import REGISTRY
-from compat.routing import differences, run_isolated
-from compat.unit_of_work import UnitOfWork
+from compat.routing.declaration import REGISTRY
+from compat.routing.dispatch import differences, run_isolated
+from compat.routing.unit_of_work import UnitOfWork
+from compat.shadow.compare import Difference, render
+from compat.shadow.digest import DIGEST_ABOVE, Digest, digest_if_large
+from compat.shadow.observation import Outcome, Path
+from compat.shadow.redact import show
 
 __all__ = ["Comparison", "compare_paths"]
 

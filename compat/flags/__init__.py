@@ -1,0 +1,1 @@
+"""Compat layer: flags: the modes, where they come from, the shared store and its audit."""

@@ -1,0 +1,1 @@
+"""Compat layer: the routing core: declarations, argument rules, units of work, the call path."""

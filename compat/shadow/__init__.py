@@ -1,0 +1,1 @@
+"""Compat layer: shadow comparison: compare, digest, redact, observations and their publishers."""

@@ -1,0 +1,1 @@
+"""Compat layer: `compat verify`: both paths on real rows, its calls, seeding, throwaway server."""
