@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Final
 from uuid import UUID
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from compat.routing.declaration import Kind, Rows
+from compat.routing.arguments import column_text
+from compat.routing.declaration import Shape, TouchedRows
 from compat.routing.dispatch import facade
-from compat.routing.shapes import legacy_dicts
+from compat.routing.shapes import LegacyShape
+from compat.verify import calls
 from legacy import email_verification as legacy
 from legacy.email_verification import VerificationRow
 from orm.models import UserSession
@@ -29,60 +30,77 @@ __all__ = [
     "verification_row",
 ]
 
-_THE_SESSION = Rows("user_sessions", "uuid", "session_uuid")
-_ALL_SESSIONS = Rows("user_sessions")
+_THE_SESSION = TouchedRows("user_sessions", "uuid", "session_uuid")
+_ALL_SESSIONS = TouchedRows("user_sessions")
 
 
-def verification_row(session: UserSession | Row[Any]) -> VerificationRow:
-    """A session's verification state (an instance, or a row of its columns) as legacy gave it."""
-    if isinstance(session, Row):
-        # get_state selects exactly the legacy VerificationRow's columns.
-        return cast(VerificationRow, legacy_dicts([session], ("uuid",))[0])
-    return {
-        "uuid": str(session.uuid),
-        "email": session.email,
-        "verification_code": session.verification_code,
-        "verification_attempts": session.verification_attempts,
-        "max_verification_attempts": session.max_verification_attempts,
-        "verification_expires_at": session.verification_expires_at,
-        "is_email_verified": session.is_email_verified,
-        "resend_attempts": session.resend_attempts,
-        "max_resend_attempts": session.max_resend_attempts,
-        "last_resend_at": session.last_resend_at,
-    }
+_VERIFICATION: Final = LegacyShape(VerificationRow)
+verification_row = _VERIFICATION.one
 
 
-@facade(legacy.get_verification, kind=Kind.READ)
+@facade(legacy.get_verification, shape=Shape.POINT_READ, calls=calls.by_session)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
     session = EmailVerificationRepository(db).get_state(UUID(session_uuid))
-    return None if session is None else verification_row(session)
+    return None if session is None else _VERIFICATION.one(session)
 
 
-@facade(legacy.set_verification_code, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.set_verification_code,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.verification_codes,
+    # The parameter is named unlike the column it fills.
+    arguments={"code": column_text(UserSession.verification_code)},
+)
 def set_verification_code(db: Session, session_uuid: str, code: str, expires_at: datetime) -> bool:
     return EmailVerificationRepository(db).set_code(UUID(session_uuid), code, expires_at)
 
 
-@facade(legacy.increment_verification_attempts, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.increment_verification_attempts,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.by_session,
+)
 def increment_verification_attempts(db: Session, session_uuid: str) -> bool:
     return EmailVerificationRepository(db).increment_attempts(UUID(session_uuid))
 
 
-@facade(legacy.increment_resend_attempts, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.increment_resend_attempts,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.by_session,
+)
 def increment_resend_attempts(db: Session, session_uuid: str) -> bool:
     return EmailVerificationRepository(db).increment_resend_attempts(UUID(session_uuid))
 
 
-@facade(legacy.mark_email_verified, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.mark_email_verified,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.by_session,
+)
 def mark_email_verified(db: Session, session_uuid: str) -> bool:
     return EmailVerificationRepository(db).mark_verified(UUID(session_uuid))
 
 
-@facade(legacy.reset_verification, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.reset_verification,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.by_session,
+)
 def reset_verification(db: Session, session_uuid: str) -> bool:
     return EmailVerificationRepository(db).reset(UUID(session_uuid))
 
 
-@facade(legacy.cleanup_expired_verifications, kind=Kind.WRITE, touches=(_ALL_SESSIONS,))
+@facade(
+    legacy.cleanup_expired_verifications,
+    shape=Shape.BULK_WRITE,
+    touches=(_ALL_SESSIONS,),
+    calls=calls.expiry_sweeps,
+)
 def cleanup_expired_verifications(db: Session, older_than_hours: int = 24) -> int:
     return EmailVerificationRepository(db).cleanup_expired(older_than_hours)

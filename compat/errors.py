@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = [
     "CompatError",
+    "FlagError",
     "InvalidArgument",
+    "InvalidFlagValue",
     "MismatchError",
     "UnitOfWorkAborted",
     "UnknownFlag",
@@ -29,8 +31,16 @@ class InvalidArgument(CompatError, ValueError):
         self.problem = problem
 
 
-class UnknownFlag(CompatError, ValueError):
-    """A flag named a key or a mode that does not exist; the message lists the valid ones."""
+class FlagError(CompatError, ValueError):
+    """A flag entry or change was refused; the message says what is allowed."""
+
+
+class UnknownFlag(FlagError):
+    """A flag named a key that is not a facade function; the message lists the valid keys."""
+
+
+class InvalidFlagValue(FlagError):
+    """A flag entry or change has a mode, sample rate, reason or form that is not allowed."""
 
 
 class UnitOfWorkAborted(CompatError):

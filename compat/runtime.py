@@ -1,57 +1,101 @@
-"""Compat layer: the process-wide flag store and publishers, built on first use."""
+"""Compat layer: the one wiring point: build_runtime() assembles what every facade call consults.
+
+Nothing is built at import time. The process's runtime is built on first use
+from the process's settings; tests and ``compat verify`` build one of their
+own (another database, other publishers) and install it with
+``use_runtime()`` instead of changing the environment.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import sqlalchemy as sa
+
+import layer_settings
 from compat.flags.store import FlagStore
-from compat.routing.unit_of_work import MAX_STATEMENT_TIMEOUT_MS
-from compat.shadow.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
+from compat.routing.declaration import REGISTRY
+from compat.shadow.publishers import (
+    CounterPublisher,
+    Dispatcher,
+    LogPublisher,
+    Publisher,
+    TablePublisher,
+)
+from orm.database import create_engine, database_url, get_engine
 
-__all__ = ["Runtime", "get_runtime", "reset_runtime"]
+__all__ = ["Runtime", "build_runtime", "get_runtime", "reset_runtime", "use_runtime"]
 
 
 @dataclass(slots=True)
 class Runtime:
-    """What every facade call consults: flags, the observation dispatcher, the settings."""
+    """What every facade call consults: flags, the observation dispatcher, the engine, knobs."""
 
     flags: FlagStore
     dispatcher: Dispatcher
     counters: CounterPublisher
     raise_on_mismatch: bool = False
     """Raise MismatchError after a compared call whose paths disagree (for tests)."""
-    candidate_timeout_ms: int = field(default_factory=lambda: _candidate_timeout_ms(os.environ))
+    candidate_timeout_ms: int = field(
+        default_factory=lambda: layer_settings.current().candidate_timeout_ms
+    )
     """The candidate's time budget: a statement timeout inside its savepoint."""
+    own_engine: sa.Engine | None = None
+    """This runtime's own engine; None: the process's (orm.database, which use_engine sets)."""
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine every unit of work, flag read and publisher of this runtime uses."""
+        return self.own_engine if self.own_engine is not None else get_engine()
+
+    def close(self) -> None:
+        """Hand over what is still queued, then close this runtime's own connections."""
+        self.dispatcher.drain()
+        if self.own_engine is not None:
+            self.own_engine.dispose()
 
 
-def _candidate_timeout_ms(environ: Mapping[str, str]) -> int:
-    text = environ.get("COMPAT_CANDIDATE_TIMEOUT_MS", "2000")
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_STATEMENT_TIMEOUT_MS:
-        raise ValueError(
-            f"COMPAT_CANDIDATE_TIMEOUT_MS={text!r}: give whole milliseconds, "
-            f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: no budget)"
-        )
-    return value
+def build_runtime(
+    settings: layer_settings.Settings | None = None,
+    *,
+    registry: Mapping[str, Any] = REGISTRY,
+    publishers: Sequence[Publisher] | None = None,
+    environ: Mapping[str, str] | None = None,
+    ttl_seconds: float | None = None,
+    raise_on_mismatch: bool = False,
+) -> Runtime:
+    """Build a runtime: the process's database and publishers unless told otherwise.
+
+    With ``settings``, the runtime gets an engine of its own for their
+    database (nothing connects until the first call). ``publishers`` replaces
+    the log and table publishers (the counters are always kept);
+    ``environ`` gives the flag store its own flag variables (tests).
+    """
+    engine = None if settings is None else create_engine(database_url(settings.database))
+    knobs = settings or layer_settings.current()
+
+    def engine_of() -> sa.Engine:
+        return engine if engine is not None else get_engine()
+
+    counters = CounterPublisher()
+    chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
+    return Runtime(
+        flags=FlagStore(registry, environ=environ, ttl_seconds=ttl_seconds, engine=engine_of),
+        dispatcher=Dispatcher([*chosen, counters]),
+        counters=counters,
+        raise_on_mismatch=raise_on_mismatch,
+        candidate_timeout_ms=knobs.candidate_timeout_ms,
+        own_engine=engine,
+    )
 
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
-
-
-def _build() -> Runtime:
-    import compat  # noqa: F401  (declares every facade function)
-    from compat.routing.declaration import REGISTRY
-
-    counters = CounterPublisher()
-    dispatcher = Dispatcher([LogPublisher(), counters, TablePublisher()])
-    return Runtime(flags=FlagStore(REGISTRY), dispatcher=dispatcher, counters=counters)
 
 
 def get_runtime() -> Runtime:
@@ -61,17 +105,28 @@ def get_runtime() -> Runtime:
     if runtime is None:
         with _lock:
             if _runtime is None:
-                _runtime = _build()
+                _runtime = build_runtime()
             runtime = _runtime
     return runtime
 
 
 def reset_runtime(runtime: Runtime | None = None) -> Runtime | None:
-    """Replace the runtime (tests build their own); None means build afresh on next use."""
+    """Replace the process's runtime; None means build afresh on next use. Returns the old one."""
     global _runtime
     with _lock:
         previous, _runtime = _runtime, runtime
     return previous
+
+
+@contextlib.contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    """Make ``runtime`` the process's for the block; then close it and restore the previous one."""
+    previous = reset_runtime(runtime)
+    try:
+        yield runtime
+    finally:
+        reset_runtime(previous)
+        runtime.close()
 
 
 def _after_fork_in_child() -> None:
@@ -79,6 +134,9 @@ def _after_fork_in_child() -> None:
     if runtime is not None:
         runtime.flags.after_fork()
         runtime.dispatcher.after_fork()
+        if runtime.own_engine is not None:
+            # The parent's sockets are not ours: a new pool, the parent's left alone.
+            runtime.own_engine.dispose(close=False)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

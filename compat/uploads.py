@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, cast
+from typing import Final
 from uuid import UUID
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from compat.routing.arguments import integer
-from compat.routing.declaration import Kind, Rows
+from compat.routing.declaration import Shape, TouchedRows
 from compat.routing.dispatch import facade
-from compat.routing.shapes import legacy_dicts
+from compat.routing.shapes import LegacyShape
+from compat.verify import calls
 from legacy import uploads as legacy
 from legacy.uploads import UploadRow, UploadStatsRow
-from orm.models import UploadedFile
 from orm.repositories.uploads import UploadedFileRepository
 
 __all__ = [
@@ -30,37 +27,19 @@ __all__ = [
     "upload_stats",
 ]
 
-_THE_UPLOAD = Rows("uploaded_files", "id", "upload_id", order_by="id")
-_BY_STORAGE_KEY = Rows("uploaded_files", "storage_key", "storage_key", order_by="id")
+_THE_UPLOAD = TouchedRows("uploaded_files", "id", "upload_id", order_by="id")
+_BY_STORAGE_KEY = TouchedRows("uploaded_files", "storage_key", "storage_key", order_by="id")
 
 
-def upload_row(upload: UploadedFile | Row[Any]) -> UploadRow:
-    """An UploadedFile (or a row of its columns) as the legacy code returned it: uuid as str."""
-    if isinstance(upload, Row):
-        return _upload_rows([upload])[0]
-    return {
-        "id": upload.id,
-        "session_uuid": str(upload.session_uuid),
-        "filename": upload.filename,
-        "storage_key": upload.storage_key,
-        "size_bytes": upload.size_bytes,
-        "content_type": upload.content_type,
-        "sha256": upload.sha256,
-        "uploaded_at": upload.uploaded_at,
-        "deleted_at": upload.deleted_at,
-    }
-
-
-def _upload_rows(rows: Sequence[Row[Any]]) -> list[UploadRow]:
-    # The row methods select UploadedFile's columns, named and typed as the
-    # legacy UploadRow; parity checks that they agree.
-    return cast(list[UploadRow], legacy_dicts(rows, ("session_uuid",)))
+_UPLOAD: Final = LegacyShape(UploadRow)
+upload_row = _UPLOAD.one
 
 
 @facade(
     legacy.record_upload,
-    kind=Kind.WRITE,
+    shape=Shape.ROW_WRITE,
     touches=(_BY_STORAGE_KEY,),
+    calls=calls.new_uploads,
     # The candidate's insert draws a value from the sequence even though its
     # savepoint is rolled back, so the serving path's id is always the next one.
     volatile=frozenset({"id"}),
@@ -82,31 +61,31 @@ def record_upload(
         content_type=content_type,
         sha256=sha256,
     )
-    return upload_row(upload)
+    return _UPLOAD.one(upload)
 
 
-@facade(legacy.get_upload, kind=Kind.READ)
+@facade(legacy.get_upload, shape=Shape.POINT_READ, calls=calls.by_upload)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
     upload = UploadedFileRepository(db).get_row(upload_id)
-    return None if upload is None else upload_row(upload)
+    return _UPLOAD.optional(upload)
 
 
-@facade(legacy.list_uploads, kind=Kind.READ)
+@facade(legacy.list_uploads, shape=Shape.LIST, calls=calls.by_session_with_uploads)
 def list_uploads(db: Session, session_uuid: str) -> list[UploadRow]:
-    return _upload_rows(UploadedFileRepository(db).list_rows_for_session(UUID(session_uuid)))
+    return _UPLOAD.many(UploadedFileRepository(db).list_rows_for_session(UUID(session_uuid)))
 
 
-@facade(legacy.delete_upload, kind=Kind.WRITE, touches=(_THE_UPLOAD,))
+@facade(legacy.delete_upload, shape=Shape.ROW_DELETE, touches=(_THE_UPLOAD,), calls=calls.by_upload)
 def delete_upload(db: Session, upload_id: int) -> bool:
     return UploadedFileRepository(db).delete(upload_id)
 
 
-@facade(legacy.total_upload_bytes, kind=Kind.READ)
+@facade(legacy.total_upload_bytes, shape=Shape.POINT_READ, calls=calls.by_session_with_uploads)
 def total_upload_bytes(db: Session, session_uuid: str) -> int:
     return UploadedFileRepository(db).total_bytes(UUID(session_uuid))
 
 
-@facade(legacy.upload_stats, kind=Kind.READ, arguments={"limit": integer(0)})
+@facade(legacy.upload_stats, shape=Shape.AGGREGATE, calls=calls.stats_pages)
 def upload_stats(db: Session, limit: int = 20) -> list[UploadStatsRow]:
     return [
         {

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Final
 from uuid import UUID
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from compat.routing.arguments import choice
-from compat.routing.declaration import Kind, Rows
+from compat.routing.arguments import optional, text
+from compat.routing.declaration import Shape, TouchedRows
 from compat.routing.dispatch import facade
-from compat.routing.shapes import legacy_dicts
+from compat.routing.shapes import LegacyShape
+from compat.verify import calls
 from legacy import user_sessions as legacy
-from legacy.user_sessions import SessionOrder, SessionRow
-from orm.models import UserSession
+from legacy.user_sessions import SessionOrder, SessionRow, SessionUpdate
 from orm.repositories.user_sessions import UserSessionRepository
 
 __all__ = [
@@ -35,63 +33,35 @@ __all__ = [
     "update_session",
 ]
 
-_THE_SESSION = Rows("user_sessions", "uuid", "session_uuid")
-_ITS_UPLOADS = Rows("uploaded_files", "session_uuid", "session_uuid", order_by="id")
-_ALL_SESSIONS = Rows("user_sessions")
+_THE_SESSION = TouchedRows("user_sessions", "uuid", "session_uuid")
+_ITS_UPLOADS = TouchedRows("uploaded_files", "session_uuid", "session_uuid", order_by="id")
+_ALL_SESSIONS = TouchedRows("user_sessions")
 
 
-def session_row(session: UserSession | Row[Any]) -> SessionRow:
-    """A UserSession (or a row of its columns) as the legacy code returned it: uuid as str."""
-    if isinstance(session, Row):
-        return _session_rows([session])[0]
-    return {
-        "uuid": str(session.uuid),
-        "name": session.name,
-        "email": session.email,
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
-        "completed_at": session.completed_at,
-        "ip_address": session.ip_address,
-        "consent_user_data": session.consent_user_data,
-        "verification_code": session.verification_code,
-        "verification_attempts": session.verification_attempts,
-        "max_verification_attempts": session.max_verification_attempts,
-        "verification_expires_at": session.verification_expires_at,
-        "is_email_verified": session.is_email_verified,
-        "resend_attempts": session.resend_attempts,
-        "max_resend_attempts": session.max_resend_attempts,
-        "last_resend_at": session.last_resend_at,
-    }
+_SESSION: Final = LegacyShape(SessionRow)
+session_row = _SESSION.one
 
 
-def _session_rows(rows: Sequence[Row[Any]]) -> list[SessionRow]:
-    # The repositories' row methods select the model's columns, which are
-    # named and typed as the legacy SessionRow; parity checks that they agree.
-    return cast(list[SessionRow], legacy_dicts(rows, ("uuid",)))
-
-
-def _optional_row(session: UserSession | Row[Any] | None) -> SessionRow | None:
-    return None if session is None else session_row(session)
-
-
-@facade(legacy.check_uuid_exists, kind=Kind.READ)
+@facade(legacy.check_uuid_exists, shape=Shape.POINT_READ, calls=calls.by_session)
 def check_uuid_exists(db: Session, session_uuid: str) -> bool:
     return UserSessionRepository(db).exists(UUID(session_uuid))
 
 
-@facade(legacy.get_session, kind=Kind.READ)
+@facade(legacy.get_session, shape=Shape.POINT_READ, calls=calls.by_session)
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).get_row(UUID(session_uuid)))
+    return _SESSION.optional(UserSessionRepository(db).get_row(UUID(session_uuid)))
 
 
-@facade(legacy.insert_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.insert_session, shape=Shape.ROW_WRITE, touches=(_THE_SESSION,), calls=calls.new_sessions
+)
 def insert_session(
     db: Session,
     session_uuid: str,
     name: str,
     email: str | None,
     ip_address: str | None = None,
-    consent_user_data: bool = False,
+    consent_user_data: bool | None = False,
 ) -> SessionRow:
     created = UserSessionRepository(db).create_row(
         uuid=UUID(session_uuid),
@@ -100,31 +70,45 @@ def insert_session(
         ip_address=ip_address,
         consent_user_data=consent_user_data,
     )
-    return session_row(created)
+    return _SESSION.one(created)
 
 
-@facade(legacy.update_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
-def update_session(db: Session, session_uuid: str, data: Mapping[str, Any]) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
+@facade(
+    legacy.update_session,
+    shape=Shape.ROW_WRITE,
+    touches=(_THE_SESSION,),
+    calls=calls.session_updates,
+)
+def update_session(db: Session, session_uuid: str, data: SessionUpdate) -> SessionRow | None:
+    return _SESSION.optional(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
 
 
-@facade(legacy.complete_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
+@facade(
+    legacy.complete_session, shape=Shape.ROW_WRITE, touches=(_THE_SESSION,), calls=calls.by_session
+)
 def complete_session(db: Session, session_uuid: str) -> bool:
     return UserSessionRepository(db).complete(UUID(session_uuid))
 
 
-@facade(legacy.delete_session, kind=Kind.WRITE, touches=(_THE_SESSION, _ITS_UPLOADS))
+@facade(
+    legacy.delete_session,
+    shape=Shape.ROW_DELETE,
+    touches=(_THE_SESSION, _ITS_UPLOADS),
+    calls=calls.by_session_with_uploads,
+)
 def delete_session(db: Session, session_uuid: str) -> bool:
     return UserSessionRepository(db).delete(UUID(session_uuid))
 
 
-@facade(legacy.count_sessions, kind=Kind.READ)
+@facade(legacy.count_sessions, shape=Shape.AGGREGATE, calls=calls.whole_table)
 def count_sessions(db: Session) -> int:
     return UserSessionRepository(db).count()
 
 
 # Both paths stream through a server-side cursor, which lives in a transaction.
-@facade(legacy.list_session_uuids, kind=Kind.READ, needs_transaction=True)
+@facade(
+    legacy.list_session_uuids, shape=Shape.SCAN, calls=calls.whole_table, needs_transaction=True
+)
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
     texts: set[str] = set()
@@ -133,12 +117,18 @@ def list_session_uuids(db: Session) -> set[str]:
     return texts
 
 
-@facade(legacy.find_sessions_by_email, kind=Kind.READ)
+@facade(
+    legacy.find_sessions_by_email,
+    shape=Shape.LIST,
+    calls=calls.by_email,
+    # Legacy matches nothing for None (email = NULL is never true); so does the ORM.
+    arguments={"email": optional(text())},
+)
 def find_sessions_by_email(db: Session, email: str) -> list[SessionRow]:
-    return _session_rows(UserSessionRepository(db).find_rows_by_email(email))
+    return _SESSION.many(UserSessionRepository(db).find_rows_by_email(email))
 
 
-@facade(legacy.list_sessions, kind=Kind.READ, arguments={"order": choice(legacy.ORDERS)})
+@facade(legacy.list_sessions, shape=Shape.PAGE, calls=calls.session_pages)
 def list_sessions(
     db: Session,
     *,
@@ -159,9 +149,14 @@ def list_sessions(
         created_before=created_before,
         order=order,
     )
-    return _session_rows(sessions)
+    return _SESSION.many(sessions)
 
 
-@facade(legacy.delete_abandoned_sessions, kind=Kind.WRITE, touches=(_ALL_SESSIONS,))
+@facade(
+    legacy.delete_abandoned_sessions,
+    shape=Shape.BULK_WRITE,
+    touches=(_ALL_SESSIONS,),
+    calls=calls.abandoned_sweeps,
+)
 def delete_abandoned_sessions(db: Session, older_than_hours: int) -> int:
     return UserSessionRepository(db).delete_abandoned(older_than_hours)

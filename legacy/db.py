@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.sql
+
+import layer_settings
 
 __all__ = [
     "database_dsn",
@@ -44,22 +44,11 @@ _UUID_ARRAY_AS_TEXT = psycopg2.extensions.new_array_type(
 def database_dsn() -> str:
     """Return the libpq connection string: DATABASE_URL, else the POSTGRES_* variables.
 
-    A SQLAlchemy-style URL (``postgresql+psycopg2://``) is accepted too; the
-    driver suffix is dropped because libpq does not know it.
+    Parsed by ``layer_settings`` (shared with the ORM side); a SQLAlchemy-style
+    URL (``postgresql+psycopg2://``) has its driver suffix dropped, because
+    libpq does not know it. A bad value raises ``SettingsError`` (one line).
     """
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        parts = urlsplit(url)
-        scheme = parts.scheme.split("+", 1)[0]
-        return urlunsplit((scheme, *parts[1:]))
-    fields = {
-        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        "port": os.environ.get("POSTGRES_PORT", "5432"),
-        "dbname": os.environ.get("POSTGRES_DB", "postgres"),
-        "user": os.environ.get("POSTGRES_USER", "postgres"),
-        "password": os.environ.get("POSTGRES_PASSWORD"),
-    }
-    return psycopg2.extensions.make_dsn(**{k: v for k, v in fields.items() if v})
+    return layer_settings.current().database.dsn()
 
 
 def _connect() -> psycopg2.extensions.connection:

@@ -15,6 +15,7 @@ __all__ = [
     "UPDATABLE_FIELDS",
     "SessionOrder",
     "SessionRow",
+    "SessionUpdate",
     "check_uuid_exists",
     "complete_session",
     "count_sessions",
@@ -53,9 +54,19 @@ class SessionRow(TypedDict):
 SessionOrder = Literal["created_at", "-created_at", "name", "-name", "email", "-email"]
 
 COLUMNS: Final = ", ".join(SessionRow.__annotations__)
-UPDATABLE_FIELDS: Final = frozenset(
-    {"name", "email", "ip_address", "consent_user_data", "completed_at"}
-)
+
+
+class SessionUpdate(TypedDict, total=False):
+    """What update_session may change: some of these fields, typed as the row stores them."""
+
+    name: str
+    email: str | None
+    ip_address: str | None
+    consent_user_data: bool | None
+    completed_at: datetime | None
+
+
+UPDATABLE_FIELDS: Final = frozenset(SessionUpdate.__annotations__)
 ORDERS: Final[Mapping[str, str]] = {
     "created_at": "created_at ASC NULLS LAST",
     "-created_at": "created_at DESC NULLS LAST",
@@ -83,7 +94,7 @@ def insert_session(
     name: str,
     email: str | None,
     ip_address: str | None = None,
-    consent_user_data: bool = False,
+    consent_user_data: bool | None = False,
 ) -> SessionRow:
     """Insert a new session and return the row as stored (with its defaults)."""
     row = fetch_one(
@@ -94,19 +105,20 @@ def insert_session(
     return cast(SessionRow, row)
 
 
-def update_session(session_uuid: str, data: Mapping[str, Any]) -> SessionRow | None:
+def update_session(session_uuid: str, data: SessionUpdate) -> SessionRow | None:
     """Update some of name, email, ip_address, consent_user_data, completed_at.
 
     Sets updated_at to the transaction's time. Returns the updated row, or None
     when the session does not exist. Any other key raises ValueError.
     """
-    unknown = set(data) - UPDATABLE_FIELDS
+    values: Mapping[str, Any] = data  # callers pass plain dicts too
+    unknown = set(values) - UPDATABLE_FIELDS
     if unknown:
         raise ValueError(
             f"update_session: cannot update {sorted(unknown)}; "
             f"updatable fields are {sorted(UPDATABLE_FIELDS)}"
         )
-    fields = sorted(data)
+    fields = sorted(values)
     assignments: list[sql.Composable] = [
         sql.SQL("{} = {}").format(sql.Identifier(field), sql.Placeholder(field)) for field in fields
     ]
@@ -114,7 +126,7 @@ def update_session(session_uuid: str, data: Mapping[str, Any]) -> SessionRow | N
     query = sql.SQL("UPDATE user_sessions SET {} WHERE uuid = %(uuid)s RETURNING {}").format(
         sql.SQL(", ").join(assignments), sql.SQL(COLUMNS)
     )
-    row = fetch_one(query, {**{field: data[field] for field in fields}, "uuid": session_uuid})
+    row = fetch_one(query, {**{field: values[field] for field in fields}, "uuid": session_uuid})
     return cast(SessionRow | None, row)
 
 

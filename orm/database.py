@@ -11,6 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+import layer_settings
+from layer_settings import DatabaseSettings
+
 __all__ = [
     "DRIVER",
     "database_url",
@@ -30,24 +33,22 @@ _engine: sa.Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 
 
-def database_url() -> sa.URL:
-    """The database URL with the psycopg2 dialect: DATABASE_URL, else the POSTGRES_* variables."""
-    raw = os.environ.get("DATABASE_URL")
-    if raw:
-        try:
-            return sa.make_url(raw).set(drivername=DRIVER)
-        except ValueError as error:  # a port that is not a number, say
-            # An ArgumentError, like any other unparseable URL; never the URL itself,
-            # which may carry a password.
-            raise sa.exc.ArgumentError(f"DATABASE_URL cannot be parsed ({error})") from None
-    port = os.environ.get("POSTGRES_PORT", "5432")
+def database_url(database: DatabaseSettings | None = None) -> sa.URL:
+    """The database URL with the psycopg2 dialect, from ``database`` or the process's settings.
+
+    The settings (DATABASE_URL, else the POSTGRES_* variables) are parsed once,
+    by ``layer_settings``, for both sides; a bad value raises ``SettingsError``.
+    """
+    parameters = dict((database or layer_settings.current().database).parameters)
+    port = parameters.pop("port", None)
     return sa.URL.create(
         DRIVER,
-        username=os.environ.get("POSTGRES_USER", "postgres"),
-        password=os.environ.get("POSTGRES_PASSWORD") or None,
-        host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        port=int(port),
-        database=os.environ.get("POSTGRES_DB", "postgres"),
+        username=parameters.pop("user", None),
+        password=parameters.pop("password", None),
+        host=parameters.pop("host", None),
+        port=int(port) if port else None,
+        database=parameters.pop("dbname", None),
+        query=parameters,
     )
 
 

@@ -17,7 +17,7 @@ from compat.routing.declaration import REGISTRY
 from compat.runtime import get_runtime
 from compat.verify import runner as verification
 from compat.verify.embedded import EmbeddedUnavailable
-from orm.database import database_url, get_engine
+from layer_settings import SettingsError
 
 __all__ = ["main"]
 
@@ -40,7 +40,7 @@ def _table(rows: Sequence[Sequence[object]], header: Sequence[str], out: TextIO)
 
 def _where() -> str:
     try:
-        return database_url().render_as_string(hide_password=True)
+        return get_runtime().engine.url.render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
         # Called while reporting an error: never raise again, never echo the raw URL.
         return "DATABASE_URL (which cannot be parsed)"
@@ -51,7 +51,7 @@ def flags_list(args: argparse.Namespace, out: TextIO) -> int:
     store = get_runtime().flags
     # The store keeps serving the defaults when it cannot read the table; listing
     # them as the effective modes would mislead whoever decides the next flip.
-    with get_engine().connect() as connection:
+    with get_runtime().engine.connect() as connection:
         connection.execute(sa.text("SELECT 1 FROM compat_flags LIMIT 1"))
     states = store.states()
     _table(
@@ -113,7 +113,7 @@ _STATUS = sa.text(
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
     """Per key: mode, observations and mismatches in the window, last mismatch time."""
-    with get_engine().connect() as connection:
+    with get_runtime().engine.connect() as connection:
         seen = {row.key: row for row in connection.execute(_STATUS, {"minutes": args.window})}
     rows = []
     for state in get_runtime().flags.states():
@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_OK
     try:
         return run(args, out)
-    except CompatError as error:
+    except (CompatError, SettingsError) as error:
         sys.stderr.write(f"compat: {error}\n")
         return EXIT_USAGE
     except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as error:

@@ -1,4 +1,4 @@
-"""Compat layer: which path serves each facade function, from code, file, table and environment."""
+"""Compat layer: the flag store: each facade function's effective mode, and its audited changes."""
 
 from __future__ import annotations
 
@@ -9,158 +9,33 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 
-from compat.errors import UnknownFlag
+import layer_settings
+from compat.errors import FlagError, InvalidFlagValue
+from compat.flags.modes import (
+    MODES,
+    Entries,
+    FlagChange,
+    FlagState,
+    Mode,
+    check_key,
+    parse_mode,
+    parse_sample_rate,
+)
+from compat.flags.sources import parse_env_flags, parse_file_flags
+from compat.flags.sources import read_table as read_table_of
 from orm.database import get_engine
 
-__all__ = [
-    "DEFAULT_TTL_SECONDS",
-    "FlagChange",
-    "FlagState",
-    "FlagStore",
-    "Mode",
-    "parse_env_flags",
-    "parse_file_flags",
-]
+__all__ = ["DEFAULT_TTL_SECONDS", "MODES", "FlagChange", "FlagState", "FlagStore", "Mode"]
 
 log = logging.getLogger("compat.flags")
 
 DEFAULT_TTL_SECONDS: Final = 5.0
-
-
-class Mode(StrEnum):
-    """What a facade call runs: who serves the caller, and whether the other path is compared."""
-
-    LEGACY = "legacy"
-    """Legacy serves; nothing else runs."""
-    SHADOW = "shadow"
-    """Legacy serves; the ORM runs as a candidate and is compared."""
-    LIVE = "live"
-    """The ORM serves; legacy runs as a candidate and is compared."""
-    ORM = "orm"
-    """The ORM serves; nothing else runs."""
-
-
-MODES: Final = tuple(mode.value for mode in Mode)
-
-
-@dataclass(frozen=True, slots=True)
-class FlagState:
-    """A facade function's effective flag and where it came from."""
-
-    key: str
-    mode: Mode
-    sample_rate: float = 1.0
-    source: str = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class FlagChange:
-    """One audited change of a flag."""
-
-    key: str
-    old_mode: str | None
-    new_mode: str
-    old_sample_rate: float | None
-    new_sample_rate: float
-    changed_by: str
-    reason: str
-    changed_at: datetime
-
-
-Entries = dict[str, tuple[Mode, float | None]]
-
-
-def _mode(key: str, value: object) -> Mode:
-    try:
-        return Mode(str(value))
-    except ValueError:
-        raise UnknownFlag(
-            f"{key}: unknown mode {value!r}; valid modes are {', '.join(MODES)}"
-        ) from None
-
-
-def _sample_rate(key: str, value: object) -> float:
-    if type(value) not in (int, float) and not isinstance(value, str):
-        raise UnknownFlag(f"{key}: sample rate must be a number from 0 to 1, not {value!r}")
-    try:
-        rate = float(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise UnknownFlag(
-            f"{key}: sample rate must be a number from 0 to 1, not {value!r}"
-        ) from None
-    if not 0.0 <= rate <= 1.0:
-        raise UnknownFlag(f"{key}: sample rate must be from 0 to 1, not {rate}")
-    return rate
-
-
-def check_key(key: str, keys: Collection[str]) -> str:
-    """Return ``key`` when it names a facade function; else UnknownFlag listing the valid ones."""
-    if key not in keys:
-        raise UnknownFlag(f"unknown flag key {key!r}; valid keys are: {', '.join(sorted(keys))}")
-    return key
-
-
-def parse_env_flags(text: str, keys: Collection[str]) -> Entries:
-    """Parse ``COMPAT_FLAGS``: ``key=mode[:rate],key=mode``; ``*`` as a key means every key."""
-    entries: Entries = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise UnknownFlag(f"COMPAT_FLAGS: {item!r} is not key=mode")
-        mode_text, _, rate_text = value.strip().partition(":")
-        targets = sorted(keys) if key == "*" else [check_key(key, keys)]
-        for target in targets:
-            entries[target] = (
-                _mode(target, mode_text),
-                _sample_rate(target, rate_text) if rate_text else None,
-            )
-    return entries
-
-
-def parse_file_flags(path: Path, keys: Collection[str]) -> Entries:
-    """Parse a TOML flags file: ``[flags]`` with ``key = "mode"`` or ``{mode, sample_rate}``."""
-    with path.open("rb") as handle:
-        document = tomllib.load(handle)
-    table = document.get("flags", {})
-    if not isinstance(table, dict):
-        raise UnknownFlag(f"{path}: [flags] must be a table")
-    entries: Entries = {}
-    for key, value in table.items():
-        check_key(key, keys)
-        if isinstance(value, dict):
-            unknown = set(value) - {"mode", "sample_rate"}
-            if unknown:
-                raise UnknownFlag(f"{path}: {key} has unknown fields {sorted(unknown)}")
-            rate = value.get("sample_rate")
-            entries[key] = (
-                _mode(key, value.get("mode")),
-                None if rate is None else _sample_rate(key, rate),
-            )
-        else:
-            entries[key] = (_mode(key, value), None)
-    return entries
-
-
-READ_TIMEOUT_MS: Final = 1000
-"""How long a flag read may wait (on a lock, say) before the last good values are kept."""
-
-
-def _read_table() -> Entries:
-    with get_engine().connect() as connection, connection.begin():
-        # A locked table must not stall the first facade call, which waits for
-        # the first read: give up quickly and serve the defaults meanwhile.
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
-        rows = connection.execute(sa.text("SELECT key, mode, sample_rate FROM compat_flags"))
-        return {key: (_mode(key, mode), float(rate)) for key, mode, rate in rows}
 
 
 class FlagStore:
@@ -176,19 +51,26 @@ class FlagStore:
 
     def __init__(
         self,
-        keys: Iterable[str],
+        keys: Mapping[str, Any] | Iterable[str],
         *,
         ttl_seconds: float | None = None,
         environ: Mapping[str, str] | None = None,
-        read_table: Callable[[], Entries] = _read_table,
+        engine: Callable[[], sa.Engine] = get_engine,
+        read_table: Callable[[], Entries] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.keys: frozenset[str] = frozenset(keys)
-        self._environ = os.environ if environ is None else environ
-        self.ttl_seconds = self._ttl_from_environment() if ttl_seconds is None else ttl_seconds
+        # A registry (a mapping) is kept live: a function declared later is known too.
+        self._keys: Collection[str] = keys if isinstance(keys, Mapping) else frozenset(keys)
+        self._settings: Callable[[], layer_settings.Settings] = (
+            layer_settings.current if environ is None else lambda: layer_settings.load(environ)
+        )
+        self._engine = engine
+        self.ttl_seconds = (
+            self._settings().flags_ttl_seconds if ttl_seconds is None else ttl_seconds
+        )
         self._reads_started = 0
         self._read_applied = 0
-        self._read_table = read_table
+        self._read_table = read_table or (lambda: read_table_of(self._engine()))
         self._clock = clock
         self._lock = threading.Lock()
         self._table: Entries = {}
@@ -201,22 +83,10 @@ class FlagStore:
         self.problems: tuple[str, ...] = ()
         self._rebuild()
 
-    def _ttl_from_environment(self) -> float:
-        text = self._environ.get("COMPAT_FLAGS_TTL")
-        if text is None:
-            return DEFAULT_TTL_SECONDS
-        try:
-            ttl = float(text)
-        except ValueError:
-            ttl = -1.0
-        if not 0.0 <= ttl < float("inf"):
-            log.error(
-                "compat flags: COMPAT_FLAGS_TTL=%r is not a number of seconds; using %s",
-                text,
-                DEFAULT_TTL_SECONDS,
-            )
-            return DEFAULT_TTL_SECONDS
-        return ttl
+    @property
+    def keys(self) -> Collection[str]:
+        """The keys of every declared facade function."""
+        return self._keys
 
     # -- reading ---------------------------------------------------------
 
@@ -224,7 +94,12 @@ class FlagStore:
         """The effective flag of ``key``; a dictionary lookup, plus a refresh when stale."""
         if self._clock() >= self._expires_at:
             self._refresh_soon()
-        return self._states[key]
+        try:
+            return self._states[key]
+        except KeyError:  # declared after the store was built (a test's throwaway function)
+            check_key(key, self.keys)
+            self._rebuild()
+            return self._states[key]
 
     def states(self) -> list[FlagState]:
         """Every key's effective flag, sorted by key (reads the table now if it is stale)."""
@@ -301,26 +176,33 @@ class FlagStore:
 
     def _rebuild(self) -> None:
         problems: list[str] = []
-        states = {key: FlagState(key, Mode.LEGACY) for key in self.keys}
-        file_name = self._environ.get("COMPAT_FLAGS_FILE")
+        settings = self._settings()
+        keys = self.keys
+        states = {key: FlagState(key, Mode.LEGACY) for key in keys}
+        file_name = settings.flags_file
         if file_name:
             self._apply(
-                states, "file", lambda: parse_file_flags(Path(file_name), self.keys), problems
+                states,
+                "file",
+                lambda found: parse_file_flags(Path(file_name), keys, found),
+                problems,
             )
         with self._lock:
             table = dict(self._table)
         self._apply(
-            states, "table", lambda: {k: v for k, v in table.items() if k in self.keys}, problems
+            states, "table", lambda found: {k: v for k, v in table.items() if k in keys}, problems
         )
-        env_text = self._environ.get("COMPAT_FLAGS")
+        env_text = settings.flags_text
         if env_text:
-            self._apply(states, "env", lambda: parse_env_flags(env_text, self.keys), problems)
-        if self._environ.get("COMPAT_KILL_SWITCH", "") not in ("", "0"):
+            self._apply(
+                states, "env", lambda found: parse_env_flags(env_text, keys, found), problems
+            )
+        if settings.kill_switch:
             states = {
                 key: FlagState(key, Mode.LEGACY, state.sample_rate, "kill-switch")
                 for key, state in states.items()
             }
-        unknown_rows = sorted(set(table) - self.keys)
+        unknown_rows = sorted(key for key in table if key not in keys)
         if unknown_rows:
             problems.append(f"compat_flags has rows for unknown keys: {', '.join(unknown_rows)}")
         if problems != list(self.problems):
@@ -333,15 +215,18 @@ class FlagStore:
     def _apply(
         states: dict[str, FlagState],
         source: str,
-        load: Callable[[], Entries],
+        load: Callable[[list[str]], Entries],
         problems: list[str],
     ) -> None:
+        found: list[str] = []
         try:
-            entries = load()
-        except (UnknownFlag, OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            entries = load(found)
+        except (FlagError, OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             # A file that is not UTF-8 raises UnicodeDecodeError: refused like bad TOML.
             problems.append(f"{source}: {error}")
             return
+        finally:
+            problems.extend(f"{source}: {problem}" for problem in found)
         for key, (mode, rate) in entries.items():
             current = states[key]
             states[key] = replace(
@@ -364,12 +249,12 @@ class FlagStore:
     ) -> FlagChange:
         """Set a flag in the ``compat_flags`` table and write the audit row, in one transaction."""
         check_key(key, self.keys)
-        new_mode = _mode(key, mode)
+        new_mode = parse_mode(key, mode)
         if not reason or not reason.strip():
-            raise UnknownFlag(f"{key}: a reason is required for every flag change")
-        given_rate = None if sample_rate is None else _sample_rate(key, sample_rate)
+            raise InvalidFlagValue(f"{key}: a reason is required for every flag change")
+        given_rate = None if sample_rate is None else parse_sample_rate(key, sample_rate)
         who = by or _os_user()
-        with get_engine().begin() as connection:
+        with self._engine().begin() as connection:
             old = connection.execute(
                 sa.text("SELECT mode, sample_rate FROM compat_flags WHERE key = :key FOR UPDATE"),
                 {"key": key},
@@ -425,7 +310,7 @@ class FlagStore:
             "WHERE CAST(:key AS text) IS NULL OR key = :key "
             "ORDER BY changed_at DESC, id DESC LIMIT :limit"
         )
-        with get_engine().connect() as connection:
+        with self._engine().connect() as connection:
             rows = connection.execute(sa.text(query), {"key": key, "limit": limit})
             return [FlagChange(**row._asdict()) for row in rows]
 

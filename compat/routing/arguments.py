@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+import types
+import typing
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from compat.errors import InvalidArgument
+from orm.models import Base
 
 __all__ = [
-    "ARGUMENTS",
+    "NON_NEGATIVE",
     "Validator",
     "boolean",
     "choice",
+    "column_text",
     "hours",
     "integer",
     "moment",
     "optional",
+    "rules_for",
     "text",
     "update_data",
     "uuid_text",
@@ -187,38 +193,76 @@ def update_data(fields: Mapping[str, Validator]) -> Validator:
     return check
 
 
-_session_fields: Final[Mapping[str, Validator]] = {
-    "name": text(),
-    "email": optional(text()),
-    "ip_address": optional(text()),
-    "consent_user_data": optional(boolean),
-    "completed_at": optional(moment),
-}
+NON_NEGATIVE: Final = frozenset({"limit", "offset"})
+"""Parameters that count rows, so cannot be negative."""
 
-ARGUMENTS: Final[Mapping[str, Validator]] = {
-    # user_sessions
-    "session_uuid": uuid_text,
-    **_session_fields,
-    "email": optional(text()),
-    "data": update_data(_session_fields),
-    # Legacy stored NULL when given None (the column is nullable); keep that.
-    "consent_user_data": optional(boolean),
-    "limit": integer(0),
-    "offset": integer(0),
-    "verified": optional(boolean),
-    "completed": optional(boolean),
-    "created_after": optional(moment),
-    "created_before": optional(moment),
-    "older_than_hours": hours,
-    # email_verification
-    "code": text(max_length=6),
-    "expires_at": moment,
-    # uploads
-    "upload_id": integer(),
-    "filename": text(),
-    "storage_key": text(),
-    "size_bytes": integer(),
-    "content_type": optional(text()),
-    "sha256": text(max_length=64),
-}
-"""The check for each argument name the legacy functions use; a facade may override one."""
+
+def rules_for(
+    legacy: Callable[..., Any],
+    tables: Sequence[str] = (),
+    overrides: Mapping[str, Validator] | None = None,
+) -> dict[str, Validator]:
+    """The check of each parameter of ``legacy``, derived from its type hints.
+
+    ``str`` is text, with the length of the column of that name in ``tables``
+    (the tables the function touches) when it has one; a ``str`` named
+    ``uuid`` or ``*_uuid`` is a uuid; ``X | None`` accepts None; ``bool``,
+    ``int`` (bigint; ``limit`` and ``offset`` from 0; ``*_hours`` a number of
+    hours), ``datetime``; a ``Literal`` is a choice; a ``TypedDict`` that is
+    not total is an update mapping whose keys are its fields, each checked by
+    its own type. ``overrides`` replaces the rule of a parameter; a type with
+    no rule is a TypeError at declaration, never a silent pass.
+    """
+    hints = typing.get_type_hints(legacy)
+    given = dict(overrides or {})
+    rules: dict[str, Validator] = {}
+    for name in inspect.signature(legacy).parameters:
+        rule = given.pop(name, None)
+        if rule is None:
+            rule = _rule(name, hints.get(name), tables, f"{legacy.__name__}({name})")
+        rules[name] = rule
+    if given:
+        raise TypeError(f"{legacy.__name__}: overrides for unknown parameters {sorted(given)}")
+    return rules
+
+
+def _rule(name: str, hint: Any, tables: Sequence[str], where: str) -> Validator:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        members = [m for m in typing.get_args(hint) if m is not type(None)]
+        if len(members) == 1 and len(typing.get_args(hint)) == 2:
+            return optional(_rule(name, members[0], tables, where))
+    if origin is typing.Literal:
+        return choice([str(value) for value in typing.get_args(hint)])
+    if hint is str:
+        if name == "uuid" or name.endswith("_uuid"):
+            return uuid_text
+        return text(max_length=_column_length(name, tables))
+    if hint is bool:
+        return boolean
+    if hint is int:
+        if name.endswith("_hours"):
+            return hours
+        return integer(0) if name in NON_NEGATIVE else integer()
+    if hint is datetime:
+        return moment
+    if typing.is_typeddict(hint) and not getattr(hint, "__total__", True):
+        fields = typing.get_type_hints(hint)
+        return update_data(
+            {field: _rule(field, fields[field], tables, f"{where}[{field!r}]") for field in fields}
+        )
+    raise TypeError(f"{where}: no argument rule for the type {hint!r}; give one in arguments=")
+
+
+def _column_length(name: str, tables: Sequence[str]) -> int | None:
+    for table in tables:
+        column = Base.metadata.tables[table].columns.get(name)
+        length = getattr(getattr(column, "type", None), "length", None)
+        if length is not None:
+            return int(length)
+    return None
+
+
+def column_text(column: Any) -> Validator:
+    """Text no longer than ``column`` holds (for a parameter named unlike its column)."""
+    return text(max_length=getattr(column.type, "length", None))

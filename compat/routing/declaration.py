@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 
-from compat.routing.arguments import ARGUMENTS, Validator
+from compat.routing.arguments import Validator, rules_for
 from orm.models import Base
 
-__all__ = ["REGISTRY", "FacadeFunction", "Kind", "Rows"]
+__all__ = ["REGISTRY", "FacadeFunction", "Kind", "Shape", "TouchedRows", "positional_check"]
 
 
 class Kind(StrEnum):
@@ -25,8 +25,55 @@ class Kind(StrEnum):
     WRITE = "write"
 
 
+class Shape(StrEnum):
+    """What a call does to the tables: it decides the kind, how verify and the bench call it.
+
+    Verify calls a function that reads or rewrites a whole table only a few
+    times (``whole_table``); the bench leaves out the deletes, which would
+    empty the rows the next calls need (``benchmarked``).
+    """
+
+    POINT_READ = "point read"
+    """One row or one value by its key."""
+    LIST = "list"
+    """The rows that share a key (a session's uploads, the sessions of an email)."""
+    PAGE = "page"
+    """A page of a table, filtered and ordered."""
+    AGGREGATE = "aggregate"
+    """A count or sum over a table."""
+    SCAN = "scan"
+    """Every row of a table."""
+    ROW_WRITE = "single-row write"
+    """Inserts or updates one row."""
+    ROW_DELETE = "single-row delete"
+    """Deletes one row (and what cascades from it)."""
+    BULK_WRITE = "bulk write"
+    """Rewrites or deletes many rows of a table (maintenance)."""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.WRITE if self in _WRITES else Kind.READ
+
+    @property
+    def whole_table(self) -> bool:
+        return self in (Shape.AGGREGATE, Shape.SCAN, Shape.BULK_WRITE)
+
+    @property
+    def benchmarked(self) -> bool:
+        return self not in (Shape.ROW_DELETE, Shape.BULK_WRITE)
+
+    @property
+    def weight(self) -> float:
+        """Calls per bench batch relative to a point read: heavy calls get fewer."""
+        return _WEIGHTS.get(self, 1.0)
+
+
+_WRITES: Final = frozenset({Shape.ROW_WRITE, Shape.ROW_DELETE, Shape.BULK_WRITE})
+_WEIGHTS: Final = {Shape.PAGE: 0.5, Shape.AGGREGATE: 0.25, Shape.LIST: 0.5, Shape.SCAN: 0.1}
+
+
 @dataclass(frozen=True, slots=True)
-class Rows:
+class TouchedRows:
     """The rows a write touches, read back after it ran to compare the two paths.
 
     ``table`` rows whose ``column`` equals the call's ``argument``; with no
@@ -52,7 +99,7 @@ _MARKER = "/* compat: touched rows */"
 
 
 @functools.cache
-def _statement(rows: Rows) -> sa.Select[Any]:
+def _statement(rows: TouchedRows) -> sa.Select[Any]:
     table = sa.table(rows.table)
     if rows.column is None:
         row_text: sa.ColumnElement[str] = sa.literal_column(f"{rows.table}::text")
@@ -77,22 +124,35 @@ def _statement(rows: Rows) -> sa.Select[Any]:
 
 
 @functools.cache
-def _sql(rows: Rows) -> str:
+def _sql(rows: TouchedRows) -> str:
     return str(_statement(rows).compile(dialect=psycopg2_dialect()))  # type: ignore[no-untyped-call]
+
+
+Calls = Callable[..., Sequence[Any]]
+"""How `compat verify` and the bench call a function: ``calls(samples, n, rng)`` (see
+compat.verify.calls, where the builders are)."""
 
 
 @dataclass(frozen=True, slots=True)
 class FacadeFunction:
-    """One facade function: the legacy function, its ORM adapter, and how to compare them."""
+    """One facade function: the legacy function, its ORM adapter, and how to check, compare, call.
+
+    Everything that needs to know the facade functions reads the REGISTRY of
+    these: routing, validation, the flag store, `compat verify`, the bench
+    and the parity suite's coverage test.
+    """
 
     key: str
-    kind: Kind
+    shape: Shape
     legacy: Callable[..., Any]
     orm: Callable[..., Any]
     """The ORM adapter: the legacy signature with a ``Session`` first."""
-    touches: tuple[Rows, ...] = ()
+    routed: Callable[..., Any]
+    """The facade function itself (what application code calls)."""
+    touches: tuple[TouchedRows, ...] = ()
     volatile: frozenset[str] = frozenset()
     """Result and row fields that legitimately differ between two runs (a sequence id)."""
+    calls: Calls | None = None
     validators: Mapping[str, Validator] = field(default_factory=dict)
     positional: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
@@ -103,29 +163,33 @@ class FacadeFunction:
     at READ COMMITTED each takes its own snapshot anyway). Every read but one that keeps a
     server-side cursor open across fetches."""
 
+    @property
+    def kind(self) -> Kind:
+        return self.shape.kind
+
     @classmethod
     def declare(
         cls,
         legacy: Callable[..., Any],
         orm: Callable[..., Any],
+        routed: Callable[..., Any],
         *,
-        kind: Kind,
-        touches: tuple[Rows, ...] = (),
+        shape: Shape,
+        touches: tuple[TouchedRows, ...] = (),
         volatile: frozenset[str] = frozenset(),
+        calls: Calls | None = None,
         arguments: Mapping[str, Validator] | None = None,
         needs_transaction: bool = False,
     ) -> FacadeFunction:
-        """Build the declaration, checking that every parameter of ``legacy`` has a validator.
+        """Build the declaration; its argument rules come from the legacy signature.
 
-        ``needs_transaction`` marks a read that must run in a transaction even
-        on its own (it streams through a server-side cursor); writes always do.
+        ``arguments`` overrides the derived rule of a parameter (see
+        compat.routing.arguments.rules_for). ``needs_transaction`` marks a
+        read that must run in a transaction even on its own (it streams
+        through a server-side cursor); writes always do.
         """
         key = f"{legacy.__module__.rpartition('.')[2]}.{legacy.__name__}"
         parameters = inspect.signature(legacy).parameters
-        overrides = arguments or {}
-        missing = [name for name in parameters if name not in overrides and name not in ARGUMENTS]
-        if missing:
-            raise TypeError(f"{key}: no validator for parameters {missing}")
         orm_parameters = list(inspect.signature(orm).parameters)[1:]
         if orm_parameters != list(parameters):
             raise TypeError(
@@ -134,14 +198,17 @@ class FacadeFunction:
         for rows in touches:
             if rows.argument is not None and rows.argument not in parameters:
                 raise TypeError(f"{key}: touched rows name unknown argument {rows.argument!r}")
+        tables = tuple(dict.fromkeys(rows.table for rows in touches))
         return cls(
             key=key,
-            kind=kind,
+            shape=shape,
             legacy=legacy,
             orm=orm,
+            routed=routed,
             touches=touches,
             volatile=volatile,
-            validators={name: overrides.get(name) or ARGUMENTS[name] for name in parameters},
+            calls=calls,
+            validators=rules_for(legacy, tables, arguments or {}),
             positional=tuple(
                 name
                 for name, parameter in parameters.items()
@@ -152,7 +219,7 @@ class FacadeFunction:
                 for name, parameter in parameters.items()
                 if parameter.default is inspect.Parameter.empty
             ),
-            autocommit=kind is Kind.READ and not needs_transaction,
+            autocommit=shape.kind is Kind.READ and not needs_transaction,
         )
 
     def validate(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -185,3 +252,40 @@ class FacadeFunction:
 
 REGISTRY: dict[str, FacadeFunction] = {}
 """Every declared facade function by key (``user_sessions.get_session``)."""
+
+
+_PositionalCheck = Callable[[tuple[Any, ...]], bool]
+_POSITIONAL_CHECKS: dict[str, tuple[FacadeFunction, _PositionalCheck]] = {}
+"""Per key: the declaration and its positional check; rebuilt when the declaration changes."""
+
+
+def positional_check(spec: FacadeFunction) -> _PositionalCheck:
+    """``spec.validate`` for the usual call, positional arguments only, as one small function.
+
+    When every required parameter is given and none is unknown, only the
+    values are left to check: the same validators, in the same order. The
+    function answers False when the call is not of that shape, and the full
+    ``spec.validate`` then runs. It takes about half off the facade's own
+    cost in legacy mode.
+    """
+    found = _POSITIONAL_CHECKS.get(spec.key)
+    if found is not None and found[0] is spec:
+        return found[1]
+    required = len(spec.required)
+    key = spec.key
+    checks = tuple((name, spec.validators[name]) for name in spec.positional)
+
+    def check(args: tuple[Any, ...]) -> bool:
+        if not required <= len(args) <= len(checks):
+            return False
+        for (name, validator), value in zip(checks, args, strict=False):
+            validator(key, name, value)
+        return True
+
+    def never(args: tuple[Any, ...]) -> bool:
+        return False
+
+    # A keyword-only required parameter cannot be given positionally.
+    chosen = check if spec.positional[:required] == spec.required else never
+    _POSITIONAL_CHECKS[key] = (spec, chosen)
+    return chosen

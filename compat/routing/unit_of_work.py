@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compat.errors import UnitOfWorkAborted
+from compat.runtime import get_runtime
+from layer_settings import MAX_STATEMENT_TIMEOUT_MS
 from legacy.db import lend_connection
-from orm.database import get_engine
 
 __all__ = [
     "DATABASE_ERRORS",
@@ -31,8 +32,6 @@ __all__ = [
 T = TypeVar("T")
 
 DATABASE_ERRORS = (psycopg2.Error, sa.exc.DBAPIError)
-MAX_STATEMENT_TIMEOUT_MS = 2_147_483_647
-"""PostgreSQL's largest statement_timeout (an int4 of milliseconds)."""
 
 
 class UnitOfWork:
@@ -296,7 +295,7 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
     with ExitStack() as stack:
-        connection = stack.enter_context(get_engine().connect())
+        connection = stack.enter_context(get_runtime().engine.connect())
         if autocommit:
             raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
             # Put back as it came (an application's own engine may be in autocommit);

@@ -7,14 +7,14 @@ from enum import StrEnum
 from typing import Any
 
 from compat.flags.store import Mode
-from compat.shadow.compare import Difference, render
+from compat.shadow.compare import Difference, compare, render
 from compat.shadow.redact import redact_text, show
 
-__all__ = ["Observation", "Outcome", "Path"]
+__all__ = ["Observation", "Outcome", "Side", "differences"]
 
 
-class Path(StrEnum):
-    """The two implementations of a facade function."""
+class Side(StrEnum):
+    """A side of the migration: the legacy SQL or the ORM, each of which can serve a call."""
 
     LEGACY = "legacy"
     ORM = "orm"
@@ -24,7 +24,7 @@ class Path(StrEnum):
 class Outcome:
     """What one path did: its value or its error, how long it took, the rows a write left."""
 
-    path: Path
+    side: Side
     value: Any = None
     error: BaseException | None = None
     seconds: float = 0.0
@@ -60,11 +60,11 @@ class Observation:
 
     @property
     def legacy(self) -> Outcome:
-        return self.serving if self.serving.path is Path.LEGACY else self.candidate
+        return self.serving if self.serving.side is Side.LEGACY else self.candidate
 
     @property
     def orm(self) -> Outcome:
-        return self.serving if self.serving.path is Path.ORM else self.candidate
+        return self.serving if self.serving.side is Side.ORM else self.candidate
 
     def diff_text(self, limit: int = 10) -> str:
         """The differences as readable lines, personal data redacted."""
@@ -78,7 +78,47 @@ class Observation:
             f"orm {self.orm.seconds * 1e3:.2f} ms"
         )
         if self.candidate.error is not None:
-            line += f"; candidate ({self.candidate.path}) raised {self.candidate.error_text}"
+            line += f"; candidate ({self.candidate.side}) raised {self.candidate.error_text}"
         if not self.matched:
             line += "\n" + self.diff_text()
         return line
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        mode: Mode,
+        serving: Outcome,
+        candidate: Outcome,
+        volatile: frozenset[str] = frozenset(),
+    ) -> Observation:
+        """The observation of one compared call, its differences worked out."""
+        legacy, orm = (serving, candidate) if serving.side is Side.LEGACY else (candidate, serving)
+        return cls(key, mode, serving, candidate, differences(legacy, orm, volatile))
+
+
+def differences(
+    legacy: Outcome, orm: Outcome, volatile: frozenset[str] = frozenset()
+) -> tuple[Difference, ...]:
+    """Where the two outcomes disagree: the same error (class and SQLSTATE), or equal values."""
+    if legacy.error is not None or orm.error is not None:
+        if (
+            legacy.error is not None
+            and orm.error is not None
+            and type(legacy.error) is type(orm.error)
+            and getattr(legacy.error, "pgcode", None) == getattr(orm.error, "pgcode", None)
+        ):
+            return ()
+        return (
+            Difference(
+                "<raised>",
+                legacy.error_text or legacy.value,
+                orm.error_text or orm.value,
+                "one side raised, or they raised differently",
+            ),
+        )
+    return compare(
+        {"result": legacy.value, "rows": legacy.rows, "state": legacy.state},
+        {"result": orm.value, "rows": orm.rows, "state": orm.state},
+        ignore=volatile,
+    )

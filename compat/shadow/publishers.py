@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Protocol
 
 import sqlalchemy as sa
@@ -73,12 +73,15 @@ class TablePublisher:
         ":candidate_error, :diff)"
     )
 
+    def __init__(self, engine: Callable[[], sa.Engine] = get_engine) -> None:
+        self._engine = engine
+
     def publish(self, batch: Sequence[Observation]) -> None:
         rows = [
             {
                 "key": o.key,
                 "mode": o.mode.value,
-                "serving": o.serving.path.value,
+                "serving": o.serving.side.value,
                 "matched": o.matched,
                 "legacy_ms": o.legacy.seconds * 1e3,
                 "orm_ms": o.orm.seconds * 1e3,
@@ -87,7 +90,7 @@ class TablePublisher:
             }
             for o in batch
         ]
-        with get_engine().begin() as connection:
+        with self._engine().begin() as connection:
             connection.execute(self._INSERT, rows)
 
 

@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import layer_settings
+
 __all__ = ["PERSONAL_FIELDS", "redact", "redact_text", "redaction_enabled", "show"]
 
 PERSONAL_FIELDS: Final = frozenset(
@@ -29,7 +31,7 @@ _IPV6 = re.compile(
 
 def redaction_enabled() -> bool:
     """On unless COMPAT_REDACT=0, which is for local debugging on data that is not personal."""
-    return os.environ.get("COMPAT_REDACT", "1") != "0"
+    return layer_settings.current().redact
 
 
 # A plain hash of a six-digit code or an IPv4 address is reversed by hashing

@@ -20,9 +20,28 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from compat.routing.arguments import BIGINT_MAX
+from compat.routing.declaration import REGISTRY
 from compat.verify.seeding import person_name, upload_file
 
-__all__ = ["BUILDERS", "Call", "Samples", "calls_for", "sample"]
+__all__ = [
+    "Call",
+    "Samples",
+    "abandoned_sweeps",
+    "by_email",
+    "by_session",
+    "by_session_with_uploads",
+    "by_upload",
+    "calls_for",
+    "expiry_sweeps",
+    "new_sessions",
+    "new_uploads",
+    "sample",
+    "session_pages",
+    "session_updates",
+    "stats_pages",
+    "verification_codes",
+    "whole_table",
+]
 
 WHOLE_TABLE_CALLS: Final = 3
 """Functions that scan a whole table (counts, every uuid, cleanups) get at most this many calls."""
@@ -35,6 +54,8 @@ class Call:
     label: str
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    edge: bool = False
+    """An edge case (a missing row, a duplicate, a boundary): verify makes it, the bench not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +106,20 @@ def sample(connection: sa.Connection, n: int, seed: int = 0) -> Samples:
 
 
 Builder = Callable[[Samples, int, random.Random], list[Call]]
-
-BUILDERS: dict[str, Builder] = {}
-"""How to call each facade function, by key; a key without one is reported, never guessed."""
-
-
-def _builds(*keys: str) -> Callable[[Builder], Builder]:
-    def register(builder: Builder) -> Builder:
-        for key in keys:
-            BUILDERS[key] = builder
-        return builder
-
-    return register
+"""How to call a facade function: its declaration names one (``@facade(..., calls=...)``)."""
 
 
 def calls_for(key: str, samples: Samples, n: int, seed: int = 0) -> list[Call]:
-    """The calls for ``key`` (empty when none is declared); its own seeded random per key."""
-    builder = BUILDERS.get(key)
-    if builder is None:
+    """The calls for ``key`` (empty when none is declared); its own seeded random per key.
+
+    A function that reads or rewrites a whole table gets at most
+    WHOLE_TABLE_CALLS of them.
+    """
+    spec = REGISTRY[key]
+    if spec.calls is None:
         return []
-    return builder(samples, n, random.Random(f"{seed}:{key}"))
+    calls = list(spec.calls(samples, n, random.Random(f"{seed}:{key}")))
+    return calls[:WHOLE_TABLE_CALLS] if spec.shape.whole_table else calls
 
 
 def _new_uuid(rng: random.Random) -> str:
@@ -116,33 +131,26 @@ def _sampled(values: Sequence[Any], n: int, what: str) -> list[tuple[str, Any]]:
 
 
 def _uuid_edges(samples: Samples, rng: random.Random) -> list[Call]:
-    edges = [Call("missing uuid", (_new_uuid(rng),))]
+    edges = [Call("missing uuid", (_new_uuid(rng),), edge=True)]
     if samples.sessions:
         existing = samples.sessions[0]
-        edges.append(Call("sampled uuid in upper case", (existing.upper(),)))
+        edges.append(Call("sampled uuid in upper case", (existing.upper(),), edge=True))
         edges.append(
-            Call("sampled uuid in braces, no hyphens", (f"{{{existing.replace('-', '')}}}",))
+            Call(
+                "sampled uuid in braces, no hyphens",
+                (f"{{{existing.replace('-', '')}}}",),
+                edge=True,
+            )
         )
     return edges
 
 
-@_builds(
-    "user_sessions.check_uuid_exists",
-    "user_sessions.get_session",
-    "user_sessions.complete_session",
-    "email_verification.get_verification",
-    "email_verification.increment_verification_attempts",
-    "email_verification.increment_resend_attempts",
-    "email_verification.mark_email_verified",
-    "email_verification.reset_verification",
-)
-def _by_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def by_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = [Call(label, (value,)) for label, value in _sampled(samples.sessions, n, "session")]
     return calls + _uuid_edges(samples, rng)
 
 
-@_builds("user_sessions.delete_session", "uploads.list_uploads", "uploads.total_upload_bytes")
-def _by_session_with_uploads(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def by_session_with_uploads(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     half = max(1, n // 2)
     with_uploads = _sampled(samples.sessions_with_uploads, n - half, "session with uploads")
     calls = [Call(label, (value,)) for label, value in with_uploads]
@@ -150,8 +158,7 @@ def _by_session_with_uploads(samples: Samples, n: int, rng: random.Random) -> li
     return calls + _uuid_edges(samples, rng)
 
 
-@_builds("user_sessions.insert_session")
-def _insert_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def new_sessions(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = []
     for index in range(n):
         name = person_name(rng)
@@ -162,14 +169,15 @@ def _insert_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
         if index % 4 == 2:
             kwargs["consent_user_data"] = True
         calls.append(Call(f"new session {index + 1}", (_new_uuid(rng), name, email), kwargs))
-    calls.append(Call("very long name", (_new_uuid(rng), "Ä" * 10_000, None)))
+    calls.append(Call("very long name", (_new_uuid(rng), "Ä" * 10_000, None), edge=True))
     if samples.sessions:
-        calls.append(Call("uuid that exists already", (samples.sessions[0], "Dup", None)))
+        calls.append(
+            Call("uuid that exists already", (samples.sessions[0], "Dup", None), edge=True)
+        )
     return calls
 
 
-@_builds("user_sessions.update_session")
-def _update_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def session_updates(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     completed_at = samples.last_created or datetime(2024, 1, 1)
     changes: list[tuple[str, dict[str, Any]]] = [
         ("new name", {"name": person_name(rng)}),
@@ -183,30 +191,31 @@ def _update_session(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     for index, (label, value) in enumerate(_sampled(samples.sessions, n, "session")):
         what, data = changes[index % len(changes)]
         calls.append(Call(f"{label}: {what}", (value, data)))
-    calls.append(Call("missing uuid", (_new_uuid(rng), {"name": "Nobody"})))
+    calls.append(Call("missing uuid", (_new_uuid(rng), {"name": "Nobody"}), edge=True))
     return calls
 
 
-@_builds("user_sessions.count_sessions", "user_sessions.list_session_uuids")
-def _whole_table(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def whole_table(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     return [Call(f"whole table, run {index + 1}") for index in range(min(n, WHOLE_TABLE_CALLS))]
 
 
-@_builds("user_sessions.find_sessions_by_email")
-def _by_email(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def by_email(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = [Call(label, (value,)) for label, value in _sampled(samples.emails, n, "email")]
     if samples.emails:
-        calls.append(Call("sampled email in other case", (samples.emails[0].swapcase(),)))
-    calls.append(Call("missing email", (f"nobody.{rng.getrandbits(32):x}@example.invalid",)))
-    calls.append(Call("empty string", ("",)))
+        calls.append(
+            Call("sampled email in other case", (samples.emails[0].swapcase(),), edge=True)
+        )
+    calls.append(
+        Call("missing email", (f"nobody.{rng.getrandbits(32):x}@example.invalid",), edge=True)
+    )
+    calls.append(Call("empty string", ("",), edge=True))
     return calls
 
 
 _ORDERS: Final = ("-created_at", "created_at", "name", "-name", "email", "-email")
 
 
-@_builds("user_sessions.list_sessions")
-def _list_sessions(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def session_pages(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     first, last = samples.first_created, samples.last_created
     middle = first + (last - first) / 2 if first and last else None
     calls = [Call("defaults")]
@@ -228,19 +237,17 @@ def _list_sessions(samples: Samples, n: int, rng: random.Random) -> list[Call]:
                 verified=False, completed=True, created_after=first, created_before=middle
             )
         calls.append(Call(f"page {index + 1} by {kwargs['order']}", (), kwargs))
-    calls.append(Call("offset past the end", (), {"offset": 10**9}))
-    calls.append(Call("limit 0", (), {"limit": 0}))
+    calls.append(Call("offset past the end", (), {"offset": 10**9}, edge=True))
+    calls.append(Call("limit 0", (), {"limit": 0}, edge=True))
     return calls
 
 
-@_builds("user_sessions.delete_abandoned_sessions")
-def _abandoned(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def abandoned_sweeps(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     hours = (24, 24 * 7, 0.5)
     return [Call(f"older than {h} hours", (h,)) for h in hours[: min(n, WHOLE_TABLE_CALLS)]]
 
 
-@_builds("email_verification.cleanup_expired_verifications")
-def _cleanup(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def expiry_sweeps(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = [
         Call("default (24 hours)"),
         Call("older than 1 hour", (1,)),
@@ -249,8 +256,7 @@ def _cleanup(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     return calls[: min(n, WHOLE_TABLE_CALLS)]
 
 
-@_builds("email_verification.set_verification_code")
-def _set_code(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def verification_codes(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     base = samples.last_created or datetime(2024, 1, 1)
     calls = [
         Call(label, (value, f"{rng.randint(0, 999999):06d}", base + timedelta(minutes=15)))
@@ -259,12 +265,11 @@ def _set_code(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     if samples.sessions:
         aware = datetime(2030, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
         calls.append(Call("expiry with a time zone", (samples.sessions[0], "000000", aware)))
-    calls.append(Call("missing uuid", (_new_uuid(rng), "123456", base)))
+    calls.append(Call("missing uuid", (_new_uuid(rng), "123456", base), edge=True))
     return calls
 
 
-@_builds("uploads.record_upload")
-def _record_upload(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def new_uploads(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = []
     for label, session in _sampled(samples.sessions, n, "session"):
         filename, content_type = upload_file(rng)
@@ -277,23 +282,22 @@ def _record_upload(samples: Samples, n: int, rng: random.Random) -> list[Call]:
         Call(
             "missing session",
             (_new_uuid(rng), "x.txt", f"verify/{rng.getrandbits(64):x}", 1, None, digest),
+            edge=True,
         )
     )
     if samples.sessions and samples.storage_keys:
         duplicate = (samples.sessions[0], "dup.txt", samples.storage_keys[0], 1, None, digest)
-        calls.append(Call("storage key that exists already", duplicate))
+        calls.append(Call("storage key that exists already", duplicate, edge=True))
     return calls
 
 
-@_builds("uploads.get_upload", "uploads.delete_upload")
-def _by_upload(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+def by_upload(samples: Samples, n: int, rng: random.Random) -> list[Call]:
     calls = [Call(label, (value,)) for label, value in _sampled(samples.uploads, n, "upload")]
-    calls.append(Call("missing id 0", (0,)))
-    calls.append(Call("largest bigint id", (BIGINT_MAX,)))
+    calls.append(Call("missing id 0", (0,), edge=True))
+    calls.append(Call("largest bigint id", (BIGINT_MAX,), edge=True))
     return calls
 
 
-@_builds("uploads.upload_stats")
-def _upload_stats(samples: Samples, n: int, rng: random.Random) -> list[Call]:
-    calls = [Call("default limit"), Call("limit 1", (1,)), Call("limit 0", (0,))]
+def stats_pages(samples: Samples, n: int, rng: random.Random) -> list[Call]:
+    calls = [Call("default limit"), Call("limit 1", (1,)), Call("limit 0", (0,), edge=True)]
     return calls[: min(n, WHOLE_TABLE_CALLS)]

@@ -35,6 +35,8 @@ from urllib.parse import quote
 import psycopg2
 import sqlalchemy as sa
 
+import layer_settings
+
 __all__ = [
     "ACCOUNT",
     "Binaries",
@@ -133,7 +135,7 @@ def find_binaries(
     of ``roots``, the directory of ``initdb`` on PATH, and (``packaged``) the
     binaries inside an installed ``pgserver`` package.
     """
-    environ = os.environ if environ is None else environ
+    environ = {"PATH": layer_settings.current().search_path} if environ is None else environ
     candidates: list[tuple[Path | None, str]] = [(_pg_config_bindir(environ), "pg_config")]
     for root in roots:
         versions = sorted(
@@ -264,7 +266,7 @@ class _Child:
 
 def _child(server: EmbeddedPostgres, user: pwd.struct_passwd | None) -> _Child:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": layer_settings.current().search_path,
         "LC_ALL": "C",
         "TZ": "UTC",
         "PGTZ": "UTC",

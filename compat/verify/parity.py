@@ -16,11 +16,11 @@ from typing import Any
 
 from compat.errors import InvalidArgument
 from compat.routing.declaration import REGISTRY
-from compat.routing.dispatch import differences, run_isolated
+from compat.routing.sides import run_isolated
 from compat.routing.unit_of_work import UnitOfWork
 from compat.shadow.compare import Difference, render
 from compat.shadow.digest import DIGEST_ABOVE, Digest, digest_if_large
-from compat.shadow.observation import Outcome, Path
+from compat.shadow.observation import Outcome, Side, differences
 from compat.shadow.redact import show
 
 __all__ = ["Comparison", "compare_paths"]
@@ -80,12 +80,12 @@ def compare_paths(
     try:
         spec.validate(args, kwargs)
     except (InvalidArgument, TypeError) as error:
-        rejected = (Outcome(Path.LEGACY, error=error), Outcome(Path.ORM, error=error))
+        rejected = (Outcome(Side.LEGACY, error=error), Outcome(Side.ORM, error=error))
         return Comparison(key, *rejected, differences=(), label=label, arguments=kwargs)
-    legacy = run_isolated(spec, Path.LEGACY, unit, args, kwargs, read_state=read_state)
+    legacy = run_isolated(spec, Side.LEGACY, unit, args, kwargs, read_state=read_state)
     if digest_above is not None:
         legacy = _digested(legacy, digest_above, spec.volatile)
-    orm = run_isolated(spec, Path.ORM, unit, args, kwargs, read_state=read_state)
+    orm = run_isolated(spec, Side.ORM, unit, args, kwargs, read_state=read_state)
     if digest_above is not None:
         orm = _digested(orm, digest_above, spec.volatile)
         if isinstance(legacy.value, Digest) is not isinstance(orm.value, Digest):

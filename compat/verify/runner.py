@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
-import os
 import statistics
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -25,14 +24,14 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
+import layer_settings
 from compat.routing.declaration import REGISTRY, Kind
 from compat.routing.unit_of_work import UnitOfWork, transaction
-from compat.runtime import get_runtime, reset_runtime
+from compat.runtime import Runtime, build_runtime, get_runtime, use_runtime
 from compat.verify import seeding
 from compat.verify.calls import Call, calls_for, sample
 from compat.verify.embedded import embedded_postgres
 from compat.verify.parity import compare_paths
-from orm.database import database_url, dispose_engine, get_engine
 
 __all__ = [
     "CONFIGURATION_VARIABLES",
@@ -53,14 +52,7 @@ BLOCKED: Final = "blocked"
 LOCK_TIMEOUT: Final = "5s"
 """A write call that meets a row another client holds fails on both paths rather than waiting."""
 
-CONFIGURATION_VARIABLES: Final = (
-    "DATABASE_URL",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_DB",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-)
+CONFIGURATION_VARIABLES: Final = layer_settings.DATABASE_VARIABLES
 
 Progress = Callable[[str], None]
 
@@ -191,7 +183,7 @@ def select_keys(patterns: str | None, keys: Collection[str] | None = None) -> li
 
 def configured() -> bool:
     """Whether the environment names a database (DATABASE_URL or any POSTGRES_* variable)."""
-    return any(os.environ.get(name) for name in CONFIGURATION_VARIABLES)
+    return layer_settings.current().configured
 
 
 _SEQUENCES = sa.text(
@@ -200,7 +192,7 @@ _SEQUENCES = sa.text(
 
 
 def _sequences() -> dict[str, int | None]:
-    with get_engine().connect() as connection:
+    with get_runtime().engine.connect() as connection:
         return {row.name: row.last_value for row in connection.execute(_SEQUENCES)}
 
 
@@ -252,7 +244,7 @@ def verify(
         if before.get(name) != after[name]
     )
     return Report(
-        database=database or database_url().render_as_string(hide_password=True),
+        database=database or get_runtime().engine.url.render_as_string(hide_password=True),
         embedded=embedded,
         sample=sample_size,
         started_at=started_at,
@@ -319,25 +311,9 @@ def _verify_one(
     )
 
 
-@contextlib.contextmanager
-def _pointed_at(url: sa.URL, libpq_url: str) -> Iterator[None]:
-    """Point the whole layer (environment, engine, runtime) at ``url``; restore afterwards."""
-    saved = {name: os.environ.get(name) for name in CONFIGURATION_VARIABLES}
-    for name in CONFIGURATION_VARIABLES:
-        os.environ.pop(name, None)
-    os.environ["DATABASE_URL"] = libpq_url
-    dispose_engine()
-    previous = reset_runtime(None)
-    try:
-        yield
-    finally:
-        reset_runtime(previous)
-        dispose_engine()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _runtime_for(libpq_url: str) -> Runtime:
+    """A runtime of its own for the throwaway server: the process's environment is untouched."""
+    return build_runtime(layer_settings.load({"DATABASE_URL": libpq_url}))
 
 
 def verify_embedded(
@@ -354,9 +330,9 @@ def verify_embedded(
     from migrations.config import alembic_config
 
     started = time.perf_counter()
-    with embedded_postgres(progress) as server, _pointed_at(server.url, server.libpq_url):
+    with embedded_postgres(progress) as server, use_runtime(_runtime_for(server.libpq_url)) as rt:
         began = time.perf_counter()
-        engine = get_engine()
+        engine = rt.engine
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection

@@ -140,16 +140,18 @@ def test_a_time_budget_out_of_range_is_the_candidates_failure_not_the_callers(
 
 
 @pytest.mark.parametrize("value", ["-1", "2147483648", "2s", ""])
-def test_a_candidate_budget_from_the_environment_must_be_whole_milliseconds_in_range(
+def test_a_bad_candidate_budget_is_reported_in_one_line_and_the_default_serves(
     value: str,
 ) -> None:
-    from compat.runtime import _candidate_timeout_ms
+    import layer_settings
 
-    with pytest.raises(ValueError, match="COMPAT_CANDIDATE_TIMEOUT_MS") as raised:
-        _candidate_timeout_ms({"COMPAT_CANDIDATE_TIMEOUT_MS": value})
-    assert "0..2147483647" in str(raised.value)
-    assert _candidate_timeout_ms({"COMPAT_CANDIDATE_TIMEOUT_MS": "0"}) == 0
-    assert _candidate_timeout_ms({}) == 2000
+    settings = layer_settings.load({"COMPAT_CANDIDATE_TIMEOUT_MS": value})
+    assert settings.candidate_timeout_ms == 2000
+    [problem] = settings.problems
+    assert problem.startswith(f"COMPAT_CANDIDATE_TIMEOUT_MS={value!r}")
+    assert "0..2147483647" in problem
+    assert layer_settings.load({"COMPAT_CANDIDATE_TIMEOUT_MS": "0"}).candidate_timeout_ms == 0
+    assert layer_settings.load({}).candidate_timeout_ms == 2000
 
 
 def test_a_candidate_that_swallows_a_failed_flush_and_writes_on_cannot_commit_those_writes(

@@ -369,13 +369,17 @@ class TestDatabaseFailures:
         assert ":***@" in ran.err
         assert f'database "{missing_database}" does not exist' in ran.err
 
-    def test_an_unparseable_database_url_exits_1_with_a_message(
+    def test_an_unparseable_database_url_exits_2_with_one_line_and_no_password(
         self, cli: Cli, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("DATABASE_URL", f"postgres ql://postgres:{PASSWORD}@127.0.0.1/x")
         ran = cli("status")
-        assert (ran.code, ran.out) == (1, "")
-        assert ran.err.startswith("compat: the database at DATABASE_URL (which cannot be parsed)")
+        assert (ran.code, ran.out) == (2, "")
+        assert ran.err == (
+            "compat: DATABASE_URL has the scheme 'postgres ql'; only postgresql:// "
+            "(or postgresql+psycopg2://) is accepted\n"
+        )
+        assert PASSWORD not in ran.err
 
 
 class TestUsage:

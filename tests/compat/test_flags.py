@@ -18,21 +18,14 @@ import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 
+import layer_settings
 from compat import user_sessions
-from compat.errors import UnknownFlag
-from compat.flags.store import (
-    DEFAULT_TTL_SECONDS,
-    MODES,
-    Entries,
-    FlagChange,
-    FlagState,
-    FlagStore,
-    Mode,
-    parse_env_flags,
-    parse_file_flags,
-)
+from compat.errors import InvalidFlagValue, UnknownFlag
+from compat.flags.modes import MODES, Entries, FlagChange, FlagState, Mode
+from compat.flags.sources import parse_env_flags, parse_file_flags
+from compat.flags.store import DEFAULT_TTL_SECONDS, FlagStore
 from compat.routing.declaration import REGISTRY
-from compat.shadow.observation import Path
+from compat.shadow.observation import Side
 from orm.database import create_engine, dispose_engine, use_engine
 from tests.compat.calls import new_session
 from tests.fixtures.layer import Layer, observer_connection
@@ -225,7 +218,7 @@ class TestTheEnvironmentVariable:
         assert all(key in message for key in KEYS)
 
     def test_an_unknown_mode_is_refused_naming_every_valid_mode(self) -> None:
-        with pytest.raises(UnknownFlag) as raised:
+        with pytest.raises(InvalidFlagValue) as raised:
             parse_env_flags(f"{KEY}=turbo", KEYS)
         message = str(raised.value)
         assert "'turbo'" in message
@@ -233,11 +226,11 @@ class TestTheEnvironmentVariable:
 
     @pytest.mark.parametrize("rate", ["1.5", "-0.1", "nan", "half"])
     def test_a_sample_rate_outside_zero_to_one_is_refused(self, rate: str) -> None:
-        with pytest.raises(UnknownFlag, match="sample rate"):
+        with pytest.raises(InvalidFlagValue, match="sample rate"):
             parse_env_flags(f"{KEY}=shadow:{rate}", KEYS)
 
     def test_an_entry_without_a_mode_is_refused(self) -> None:
-        with pytest.raises(UnknownFlag, match="is not key=mode"):
+        with pytest.raises(InvalidFlagValue, match="is not key=mode"):
             parse_env_flags(KEY, KEYS)
 
     def test_modes_and_rates_are_parsed_per_key(self) -> None:
@@ -246,13 +239,13 @@ class TestTheEnvironmentVariable:
             OTHER: (Mode.ORM, None),
         }
 
-    def test_a_running_store_ignores_a_refused_variable_and_logs_it_once(
+    def test_a_running_store_ignores_a_refused_entry_keeps_the_others_and_logs_it_once(
         self, layer: Layer, caplog: pytest.LogCaptureFixture
     ) -> None:
         store = FlagStore(REGISTRY, environ={"COMPAT_FLAGS": f"{KEY}=orm,uploads.get_uplod=live"})
         for _ in range(3):
             store.refresh()
-        assert store.resolve(KEY) == FlagState(KEY, Mode.LEGACY, 1.0, "default")
+        assert store.resolve(KEY) == FlagState(KEY, Mode.ORM, 1.0, "env")
         assert len(store.problems) == 1
         assert "'uploads.get_uplod'" in store.problems[0]
         assert all(key in store.problems[0] for key in KEYS)
@@ -271,13 +264,13 @@ class TestTheFlagsFile:
         self, tmp_path: pathlib.Path
     ) -> None:
         flags_file(tmp_path, f'[flags]\n"{KEY}" = {{ mode = "turbo" }}\n')
-        with pytest.raises(UnknownFlag) as raised:
+        with pytest.raises(InvalidFlagValue) as raised:
             parse_file_flags(tmp_path / "flags.toml", KEYS)
         assert all(mode in str(raised.value) for mode in MODES)
 
     def test_an_unknown_field_is_refused(self, tmp_path: pathlib.Path) -> None:
         flags_file(tmp_path, f'[flags]\n"{KEY}" = {{ mode = "shadow", rate = 0.5 }}\n')
-        with pytest.raises(UnknownFlag, match=r"unknown fields \['rate'\]"):
+        with pytest.raises(InvalidFlagValue, match=r"unknown fields \['rate'\]"):
             parse_file_flags(tmp_path / "flags.toml", KEYS)
 
     def test_a_running_store_ignores_a_refused_file_and_keeps_the_other_sources(
@@ -328,7 +321,7 @@ class TestSettingAFlagRefusesBadInputBeforeAnySql:
     def test_an_unknown_mode_is_refused_naming_every_valid_mode(
         self, unreachable_database: None
     ) -> None:
-        with pytest.raises(UnknownFlag) as raised:
+        with pytest.raises(InvalidFlagValue) as raised:
             FlagStore(REGISTRY, environ={}).set(KEY, "ORM!", reason="typo")
         assert all(mode in str(raised.value) for mode in MODES)
 
@@ -336,14 +329,14 @@ class TestSettingAFlagRefusesBadInputBeforeAnySql:
     def test_a_change_without_a_reason_is_refused(
         self, unreachable_database: None, reason: str
     ) -> None:
-        with pytest.raises(UnknownFlag, match="a reason is required"):
+        with pytest.raises(InvalidFlagValue, match="a reason is required"):
             FlagStore(REGISTRY, environ={}).set(KEY, "shadow", reason=reason)
 
     @pytest.mark.parametrize("rate", [1.5, -0.1, math.nan])
     def test_a_sample_rate_outside_zero_to_one_is_refused(
         self, unreachable_database: None, rate: float
     ) -> None:
-        with pytest.raises(UnknownFlag, match="sample rate"):
+        with pytest.raises(InvalidFlagValue, match="sample rate"):
             FlagStore(REGISTRY, environ={}).set(KEY, "shadow", reason="sampling", sample_rate=rate)
 
 
@@ -545,19 +538,19 @@ class TestARunningProcess:
         session_uuid = new_session(observer, name=f"Ada {uuid.uuid4().hex[:6]}")
         legacy_row = user_sessions.get_session(session_uuid)
         assert legacy_row is not None
-        assert committed_layer.paths_touching_data() == [Path.LEGACY]
+        assert committed_layer.paths_touching_data() == [Side.LEGACY]
 
         flip(observer, KEY, "orm")
         committed_layer.forget_statements()
         assert user_sessions.get_session(session_uuid) == legacy_row
-        assert committed_layer.paths_touching_data() == [Path.LEGACY]  # within the TTL
+        assert committed_layer.paths_touching_data() == [Side.LEGACY]  # within the TTL
 
         running.clock.advance(TTL)
         user_sessions.get_session(session_uuid)  # notices the stale copy, refreshes behind
         assert running.store.settle(timeout=10)
         committed_layer.forget_statements()
         assert user_sessions.get_session(session_uuid) == legacy_row
-        assert committed_layer.paths_touching_data() == [Path.ORM]
+        assert committed_layer.paths_touching_data() == [Side.ORM]
 
 
 class TestAForkedChild:
@@ -627,15 +620,14 @@ class TestOverlappingReads:
 
 class TestTtlSetting:
     @pytest.mark.parametrize("text", ["soon", "-1", "inf", "nan"])
-    def test_a_bad_ttl_falls_back_to_the_default_with_an_error_logged(
-        self, text: str, caplog: pytest.LogCaptureFixture
+    def test_a_bad_ttl_falls_back_to_the_default_and_is_reported_in_one_line(
+        self, text: str
     ) -> None:
-        with caplog.at_level(logging.ERROR, logger="compat.flags"):
-            store = FlagStore(
-                REGISTRY, environ={"COMPAT_FLAGS_TTL": text}, read_table=dict, clock=FakeClock()
-            )
+        environ = {"COMPAT_FLAGS_TTL": text}
+        store = FlagStore(REGISTRY, environ=environ, read_table=dict, clock=FakeClock())
         assert store.ttl_seconds == DEFAULT_TTL_SECONDS
-        assert "COMPAT_FLAGS_TTL" in caplog.text
+        [problem] = layer_settings.load(environ).problems
+        assert problem.startswith(f"COMPAT_FLAGS_TTL={text!r} is not allowed")
 
     def test_a_good_ttl_is_used(self) -> None:
         store = FlagStore(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from compat import user_sessions
 from compat.flags.store import Mode
 from compat.shadow.compare import Difference
-from compat.shadow.observation import Observation, Outcome, Path
+from compat.shadow.observation import Observation, Outcome, Side
 from compat.shadow.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
 from tests.fixtures.layer import Layer, Recorder, observer_connection
 
@@ -32,7 +32,7 @@ def an_observation(
 ) -> Observation:
     """An observation of a made-up key, unique unless ``key`` is given."""
     serving_path, candidate_path = (
-        (Path.LEGACY, Path.ORM) if mode in (Mode.LEGACY, Mode.SHADOW) else (Path.ORM, Path.LEGACY)
+        (Side.LEGACY, Side.ORM) if mode in (Mode.LEGACY, Mode.SHADOW) else (Side.ORM, Side.LEGACY)
     )
     return Observation(
         key=key or f"tests.{uuid.uuid4().hex[:12]}",

@@ -21,7 +21,7 @@ from compat import user_sessions
 from compat.flags.store import Mode
 from compat.routing.declaration import REGISTRY
 from compat.shadow.compare import compare
-from compat.shadow.observation import Observation, Outcome, Path
+from compat.shadow.observation import Observation, Outcome, Side
 from compat.shadow.publishers import LogPublisher, TablePublisher
 from compat.shadow.redact import PERSONAL_FIELDS, redact, redact_text, show
 from tests.compat.calls import CALLS, Call
@@ -221,8 +221,8 @@ def an_observation(legacy: Any, orm: Any, error: BaseException | None = None) ->
     return Observation(
         key="user_sessions.get_session",
         mode=Mode.SHADOW,
-        serving=Outcome(Path.LEGACY, value=legacy),
-        candidate=Outcome(Path.ORM, value=orm, error=error),
+        serving=Outcome(Side.LEGACY, value=legacy),
+        candidate=Outcome(Side.ORM, value=orm, error=error),
         differences=compare({"result": legacy}, {"result": orm}),
     )
 

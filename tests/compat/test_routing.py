@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compat.routing.declaration import REGISTRY
-from compat.shadow.observation import Path
+from compat.shadow.observation import Side
 from tests.compat.calls import CALLS, Call
 from tests.fixtures.layer import Layer
 
@@ -33,7 +33,7 @@ def arrange_and_call(layer: Layer, key: str, mode: str) -> Any:
     return facade_function(key)(*call.args, **call.kwargs)
 
 
-def data_paths(layer: Layer) -> list[Path]:
+def data_paths(layer: Layer) -> list[Side]:
     """Paths of the statements that touched data, with the touched-rows read-backs left out."""
     from tests.fixtures.layer import LOG
 
@@ -45,7 +45,7 @@ def data_paths(layer: Layer) -> list[Path]:
     ]
 
 
-def collapse(paths: list[Path]) -> list[Path]:
+def collapse(paths: list[Side]) -> list[Side]:
     """[orm, orm, legacy] -> [orm, legacy]: the order in which the paths ran."""
     return [p for i, p in enumerate(paths) if i == 0 or paths[i - 1] is not p]
 
@@ -88,30 +88,30 @@ def test_every_facade_function_has_a_representative_call() -> None:
 class TestModes:
     def test_legacy_mode_sends_only_legacy_sql(self, layer: Layer, key: str) -> None:
         arrange_and_call(layer, key, "legacy")
-        assert collapse(data_paths(layer)) == [Path.LEGACY]
+        assert collapse(data_paths(layer)) == [Side.LEGACY]
         assert layer.observations() == []
 
     def test_orm_mode_sends_only_orm_sql(self, layer: Layer, key: str) -> None:
         arrange_and_call(layer, key, "orm")
-        assert collapse(data_paths(layer)) == [Path.ORM]
+        assert collapse(data_paths(layer)) == [Side.ORM]
         assert layer.observations() == []
 
     def test_shadow_mode_runs_the_orm_candidate_then_serves_legacy(
         self, layer: Layer, key: str
     ) -> None:
         arrange_and_call(layer, key, "shadow")
-        assert collapse(data_paths(layer)) == [Path.ORM, Path.LEGACY]
+        assert collapse(data_paths(layer)) == [Side.ORM, Side.LEGACY]
         [observation] = layer.observations()
-        assert (observation.key, observation.serving.path) == (key, Path.LEGACY)
+        assert (observation.key, observation.serving.side) == (key, Side.LEGACY)
         assert observation.matched, observation.summary()
 
     def test_live_mode_runs_the_legacy_candidate_then_serves_the_orm(
         self, layer: Layer, key: str
     ) -> None:
         arrange_and_call(layer, key, "live")
-        assert collapse(data_paths(layer)) == [Path.LEGACY, Path.ORM]
+        assert collapse(data_paths(layer)) == [Side.LEGACY, Side.ORM]
         [observation] = layer.observations()
-        assert (observation.key, observation.serving.path) == (key, Path.ORM)
+        assert (observation.key, observation.serving.side) == (key, Side.ORM)
         assert observation.matched, observation.summary()
 
     def test_shadow_mode_returns_legacy_result_and_records_a_mismatch_from_a_wrong_orm(
@@ -121,7 +121,7 @@ class TestModes:
         result = arrange_and_call(layer, key, "shadow")
         [observation] = layer.observations()
         assert not observation.matched
-        assert observation.serving.path is Path.LEGACY
+        assert observation.serving.side is Side.LEGACY
         assert result == observation.legacy.value
         assert result != observation.orm.value
 
@@ -132,7 +132,7 @@ class TestModes:
         result = arrange_and_call(layer, key, "live")
         [observation] = layer.observations()
         assert not observation.matched
-        assert observation.serving.path is Path.ORM
+        assert observation.serving.side is Side.ORM
         assert result == observation.serving.value
         assert observation.candidate.value != observation.serving.value
 
@@ -141,13 +141,13 @@ class TestSampling:
     def test_a_call_not_sampled_runs_the_serving_path_alone(self, layer: Layer) -> None:
         key = "user_sessions.get_session"
         arrange_and_call(layer, key, "shadow:0")
-        assert collapse(data_paths(layer)) == [Path.LEGACY]
+        assert collapse(data_paths(layer)) == [Side.LEGACY]
         assert layer.observations() == []
 
     def test_a_live_call_not_sampled_is_served_by_the_orm(self, layer: Layer) -> None:
         key = "user_sessions.get_session"
         arrange_and_call(layer, key, "live:0")
-        assert collapse(data_paths(layer)) == [Path.ORM]
+        assert collapse(data_paths(layer)) == [Side.ORM]
 
 
 class TestCandidateFailure:

@@ -25,7 +25,7 @@ from compat import InvalidArgument
 from compat.routing.arguments import BIGINT_MAX, MAX_HOURS
 from compat.routing.declaration import REGISTRY
 from compat.shadow.compare import compare
-from compat.shadow.observation import Path
+from compat.shadow.observation import Side
 from tests.compat.calls import CALLS, Call, new_session, new_upload
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import LOG, Layer
@@ -821,7 +821,7 @@ class TestConstraintViolations:
             invoke(key, call)
         [observation] = layer.observations()
         assert observation.matched, observation.summary()
-        assert observation.serving.path is (Path.LEGACY if mode == "shadow" else Path.ORM)
+        assert observation.serving.side is (Side.LEGACY if mode == "shadow" else Side.ORM)
         for outcome in (observation.serving, observation.candidate):
             assert type(outcome.error) is error_class
             assert outcome.error_text is not None

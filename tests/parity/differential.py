@@ -34,10 +34,10 @@ from hypothesis.stateful import (
 
 from compat.routing.arguments import BIGINT_MAX, MAX_HOURS
 from compat.routing.declaration import REGISTRY, FacadeFunction
-from compat.routing.dispatch import differences, run_path
+from compat.routing.sides import run_side
 from compat.routing.unit_of_work import UnitOfWork, unwrap
 from compat.shadow.compare import compare, render
-from compat.shadow.observation import Outcome, Path
+from compat.shadow.observation import Outcome, Side, differences
 from compat.verify.parity import Comparison
 from legacy.db import lend_connection
 from legacy.user_sessions import ORDERS
@@ -80,7 +80,7 @@ def normalized(value: Any, now: datetime) -> Any:
 class _Side:
     """One path, its database, and the transaction an example runs in."""
 
-    def __init__(self, path: Path, engine: sa.Engine) -> None:
+    def __init__(self, path: Side, engine: sa.Engine) -> None:
         self.path = path
         self.connection = engine.connect()
         self.transaction = self.connection.begin()
@@ -96,11 +96,11 @@ class _Side:
         """Make the call in a savepoint, released on success and rolled back on an error."""
         try:
             with self.unit.savepoint():
-                if self.path is Path.LEGACY:
+                if self.path is Side.LEGACY:
                     with lend_connection(self.unit.dbapi_connection):
-                        value = run_path(spec, self.path, self.unit, args, kwargs)
+                        value = run_side(spec, self.path, self.unit, args, kwargs)
                 else:
-                    value = run_path(spec, self.path, self.unit, args, kwargs)
+                    value = run_side(spec, self.path, self.unit, args, kwargs)
         except Exception as error:
             return Outcome(self.path, error=unwrap(error))
         return Outcome(self.path, value=normalized(value, self.now))
@@ -195,9 +195,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         # from elsewhere may run only once its bundle has something in it.
         self.sessions_drawn = 0
         self.uploads_drawn = 0
-        self.legacy = _Side(Path.LEGACY, twins.legacy)
+        self.legacy = _Side(Side.LEGACY, twins.legacy)
         try:
-            self.orm = _Side(Path.ORM, twins.orm)
+            self.orm = _Side(Side.ORM, twins.orm)
         except BaseException:
             self.legacy.close()
             raise

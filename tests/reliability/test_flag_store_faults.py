@@ -13,9 +13,10 @@ import psycopg2.extensions
 import pytest
 
 from compat import user_sessions
-from compat.flags.store import READ_TIMEOUT_MS, FlagStore
+from compat.flags.sources import READ_TIMEOUT_MS
+from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
-from compat.shadow.observation import Path
+from compat.shadow.observation import Side
 from tests.compat.calls import new_session
 from tests.compat.test_flags import FakeClock, flip
 from tests.fixtures.layer import Layer, observer_connection
@@ -33,7 +34,7 @@ def running_store(layer: Layer) -> tuple[FlagStore, FakeClock]:
     return store, clock
 
 
-def served_by(layer: Layer, session_uuid: str) -> list[Path]:
+def served_by(layer: Layer, session_uuid: str) -> list[Side]:
     layer.forget_statements()
     assert user_sessions.get_session(session_uuid) is not None
     return layer.paths_touching_data()
@@ -63,11 +64,11 @@ class TestWhileTheFlagTableIsMissing:
         session_uuid = new_session(observer)
         flip(observer, KEY, "orm")
         store, clock = running_store(committed_layer)
-        assert served_by(committed_layer, session_uuid) == [Path.ORM]
+        assert served_by(committed_layer, session_uuid) == [Side.ORM]
         rename(observer, "compat_flags", "compat_flags_away")
         for _ in range(CALLS_DURING_THE_OUTAGE):
             clock.advance(TTL)
-            assert served_by(committed_layer, session_uuid) == [Path.ORM]
+            assert served_by(committed_layer, session_uuid) == [Side.ORM]
             assert store.settle(timeout=10)
         [warning] = warnings(caplog)
         assert "keeping the last good values" in warning
@@ -76,7 +77,7 @@ class TestWhileTheFlagTableIsMissing:
         clock.advance(TTL)
         served_by(committed_layer, session_uuid)  # notices the stale copy, refreshes behind
         assert store.settle(timeout=10)
-        assert served_by(committed_layer, session_uuid) == [Path.LEGACY]
+        assert served_by(committed_layer, session_uuid) == [Side.LEGACY]
 
     def test_calls_of_a_process_that_never_read_it_are_served_by_legacy(
         self,
@@ -90,7 +91,7 @@ class TestWhileTheFlagTableIsMissing:
         rename(observer, "compat_flags", "compat_flags_away")
         store, clock = running_store(committed_layer)
         for _ in range(CALLS_DURING_THE_OUTAGE):
-            assert served_by(committed_layer, session_uuid) == [Path.LEGACY]
+            assert served_by(committed_layer, session_uuid) == [Side.LEGACY]
             clock.advance(TTL)
             assert store.settle(timeout=10)
         [warning] = warnings(caplog)
@@ -108,7 +109,7 @@ class TestWhileTheFlagTableIsLocked:
         session_uuid = new_session(observer)
         flip(observer, KEY, "orm")
         store, clock = running_store(committed_layer)
-        assert served_by(committed_layer, session_uuid) == [Path.ORM]
+        assert served_by(committed_layer, session_uuid) == [Side.ORM]
         locker = observer_connection(committed_layer.url)
         locker.autocommit = False
         try:
@@ -116,11 +117,11 @@ class TestWhileTheFlagTableIsLocked:
                 cur.execute("LOCK TABLE compat_flags IN ACCESS EXCLUSIVE MODE")
             for _ in range(2):
                 clock.advance(TTL)
-                assert served_by(committed_layer, session_uuid) == [Path.ORM]
+                assert served_by(committed_layer, session_uuid) == [Side.ORM]
                 assert not store.settle(timeout=0), "the call waited for the flag read"
                 # The read in the background gives up after READ_TIMEOUT_MS.
                 assert store.settle(timeout=10 + READ_TIMEOUT_MS / 1000)
-                assert served_by(committed_layer, session_uuid) == [Path.ORM]
+                assert served_by(committed_layer, session_uuid) == [Side.ORM]
         finally:
             locker.rollback()
             locker.close()
