@@ -17,14 +17,8 @@ from bench.measure import Samples, time_calls
 from bench.operations import Call, Operation
 from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
-from compat.runtime import Runtime, reset_runtime
-from compat.shadow.publishers import (
-    CounterPublisher,
-    Dispatcher,
-    LogPublisher,
-    Publisher,
-    TablePublisher,
-)
+from compat.runtime import Runtime, build_runtime, use_runtime
+from compat.shadow.publishers import LogPublisher, Publisher, TablePublisher
 
 __all__ = ["COMPARED", "ORIGINAL", "VARIANTS", "Settings", "run_suite"]
 
@@ -79,21 +73,13 @@ def bench_runtime(*, table: bool = True) -> Iterator[tuple[Runtime, dict[str, Fl
     ``table=False`` leaves out the observations table, whose writes share the pool.
     """
     stores = _stores()
-    counters = CounterPublisher()
-    publishers: list[Publisher] = [LogPublisher(), counters]
+    publishers: list[Publisher] = [LogPublisher()]
     if table:
         publishers.append(TablePublisher())
-    runtime = Runtime(
-        flags=stores["legacy"],
-        dispatcher=Dispatcher(publishers),
-        counters=counters,
-    )
-    previous = reset_runtime(runtime)
-    try:
+    runtime = build_runtime(publishers=publishers)
+    runtime.flags = stores["legacy"]
+    with use_runtime(runtime):
         yield runtime, stores
-    finally:
-        runtime.dispatcher.drain()
-        reset_runtime(previous)
 
 
 def _caller(function: Callable[..., Any]) -> Callable[[Call], object]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg2.extensions
+
+import compat  # noqa: F401  (declares every facade function)
+from compat.routing.declaration import REGISTRY
+from compat.verify.calls import Samples
 
 Arrange = Callable[[psycopg2.extensions.connection], "Call"]
 
@@ -56,75 +61,45 @@ def new_upload(conn: psycopg2.extensions.connection, session_uuid: str, size: in
     return int(row[0])
 
 
-def _session_then(*extra: Any, **kwargs: Any) -> Arrange:
-    return lambda conn: Call((new_session(conn), *extra), kwargs)
+def _arrange(key: str) -> Arrange:
+    """Seed a session with an upload (plain SQL), then call as `compat verify` would on it.
 
+    The call is the first of the function's declared verify calls that is not
+    an edge case, built on the rows just seeded: the registry, not a list
+    here, says how each function is called.
+    """
 
-def _upload_id(conn: psycopg2.extensions.connection) -> Call:
-    return Call((new_upload(conn, new_session(conn)),))
-
-
-def _session_with_upload(conn: psycopg2.extensions.connection) -> Call:
-    session_uuid = new_session(conn)
-    new_upload(conn, session_uuid)
-    return Call((session_uuid,))
-
-
-def _record_upload(conn: psycopg2.extensions.connection) -> Call:
-    session_uuid = new_session(conn)
-    key = f"uploads/{session_uuid}/{uuid.uuid4().hex}.pdf"
-    return Call((session_uuid, "report.pdf", key, 2048, "application/pdf", "b" * 64))
-
-
-def _with_upload(call: Call) -> Arrange:
     def arrange(conn: psycopg2.extensions.connection) -> Call:
-        new_upload(conn, new_session(conn))
-        return call
+        session_uuid = new_session(conn, email="Mixed.Case@Example.com")
+        upload_id = new_upload(conn, session_uuid)
+        samples = Samples(
+            sessions=(session_uuid,),
+            emails=("Mixed.Case@Example.com",),
+            uploads=(upload_id,),
+            sessions_with_uploads=(session_uuid,),
+        )
+        builder = REGISTRY[key].calls
+        assert builder is not None, f"{key} declares no calls"
+        made = next(c for c in builder(samples, 1, random.Random()) if not c.edge)
+        return Call(tuple(made.args), dict(made.kwargs))
 
     return arrange
 
 
-def _with_session(call: Call) -> Arrange:
-    def arrange(conn: psycopg2.extensions.connection) -> Call:
-        new_session(conn)
-        return call
+class _Calls(Mapping[str, Arrange]):
+    """Every declared facade function's representative call, looked up in the registry live."""
 
-    return arrange
+    def __getitem__(self, key: str) -> Arrange:
+        if key not in REGISTRY:
+            raise KeyError(key)
+        return _arrange(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(REGISTRY))
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
 
 
-CALLS: dict[str, Arrange] = {
-    "user_sessions.check_uuid_exists": _session_then(),
-    "user_sessions.get_session": _session_then(),
-    "user_sessions.insert_session": lambda conn: Call(
-        (str(uuid.uuid4()), "Grace Hopper", "grace@example.com", "10.0.0.1", True)
-    ),
-    "user_sessions.update_session": _session_then({"name": "Ada King", "email": None}),
-    "user_sessions.complete_session": _session_then(),
-    "user_sessions.delete_session": _session_with_upload,
-    "user_sessions.count_sessions": _with_session(Call()),
-    "user_sessions.list_session_uuids": _with_session(Call()),
-    "user_sessions.find_sessions_by_email": lambda conn: Call(
-        (new_session(conn, email="Mixed.Case@Example.com") and "mixed.case@example.com",)
-    ),
-    "user_sessions.list_sessions": _with_session(Call(kwargs={"limit": 5, "order": "name"})),
-    "user_sessions.delete_abandoned_sessions": lambda conn: Call(
-        (new_session(conn, created_at=datetime(2020, 1, 1)) and 24,)
-    ),
-    "email_verification.get_verification": _session_then(),
-    "email_verification.set_verification_code": _session_then(
-        "123456", datetime(2030, 1, 1, 12, 0)
-    ),
-    "email_verification.increment_verification_attempts": _session_then(),
-    "email_verification.increment_resend_attempts": _session_then(),
-    "email_verification.mark_email_verified": _session_then(),
-    "email_verification.reset_verification": _session_then(),
-    "email_verification.cleanup_expired_verifications": lambda conn: Call(
-        (new_session(conn, code="999999", expires_at=datetime(2020, 1, 1)) and 24,)
-    ),
-    "uploads.record_upload": _record_upload,
-    "uploads.get_upload": _upload_id,
-    "uploads.list_uploads": _session_with_upload,
-    "uploads.delete_upload": _upload_id,
-    "uploads.total_upload_bytes": _session_with_upload,
-    "uploads.upload_stats": _with_upload(Call((10,))),
-}
+CALLS: Mapping[str, Arrange] = _Calls()
+"""One representative call per facade function (a throwaway one declared in a test too)."""
