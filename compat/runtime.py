@@ -63,6 +63,7 @@ class Runtime:
 def build_runtime(
     settings: layer_settings.Settings | None = None,
     *,
+    engine: sa.Engine | None = None,
     registry: Mapping[str, Any] = REGISTRY,
     publishers: Sequence[Publisher] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -72,11 +73,13 @@ def build_runtime(
     """Build a runtime: the process's database and publishers unless told otherwise.
 
     With ``settings``, the runtime gets an engine of its own for their
-    database (nothing connects until the first call). ``publishers`` replaces
+    database (nothing connects until the first call); ``engine`` gives it
+    that engine ready-made (a test's recording one). ``publishers`` replaces
     the log and table publishers (the counters are always kept);
     ``environ`` gives the flag store its own flag variables (tests).
     """
-    engine = None if settings is None else create_engine(database_url(settings.database))
+    if engine is None and settings is not None:
+        engine = create_engine(database_url(settings.database))
     knobs = settings or layer_settings.current()
 
     def engine_of() -> sa.Engine:

@@ -55,6 +55,22 @@ class Variable:
     default: str | None
     serving: bool
     """True: a bad value stops (CLI exit 2, first call raises); False: logged once, never stops."""
+    inherited: bool = False
+    """The process's own (PATH): the layer reads it, but no value of it is bad."""
+
+    @property
+    def documented_default(self) -> str:
+        """The default as docs/configuration.md shows it."""
+        if self.inherited:
+            return "the process's"
+        return "unset" if self.default is None else f"`{self.default}`"
+
+    @property
+    def documented_effect(self) -> str:
+        """How docs/configuration.md's "A bad value" cell starts."""
+        if self.inherited:
+            return "— cannot be bad"
+        return "stops" if self.serving else "logged once"
 
 
 VARIABLES: Final[tuple[Variable, ...]] = (
@@ -71,7 +87,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_CANDIDATE_TIMEOUT_MS", "2000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
     Variable("COMPAT_ALLOW_DATA_LOSS", "0", serving=False),
-    Variable("PATH", None, serving=False),
+    Variable("PATH", None, serving=False, inherited=True),
 )
 """Every variable the layer reads (docs/configuration.md lists them; a test keeps it true)."""
 

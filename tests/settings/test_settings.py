@@ -1,0 +1,127 @@
+"""layer_settings: every variable parsed once, with one policy for a bad value, and documented."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+import layer_settings
+from layer_settings import VARIABLES, SettingsError, load
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def documented() -> dict[str, tuple[str, str]]:
+    """docs/configuration.md's table: variable -> (default cell, bad-value cell)."""
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and (name := re.fullmatch(r"`([A-Z_]+)`", cells[0])):
+            rows[name.group(1)] = (cells[1], cells[2])
+    return rows
+
+
+class TestTheConfigurationPage:
+    def test_lists_every_variable_the_settings_module_reads_and_no_other(self) -> None:
+        assert sorted(documented()) == sorted(v.name for v in VARIABLES)
+
+    def test_gives_each_variable_its_default(self) -> None:
+        table = documented()
+        assert {v.name: table[v.name][0] for v in VARIABLES} == {
+            v.name: v.documented_default for v in VARIABLES
+        }
+
+    def test_says_what_a_bad_value_of_each_variable_does(self) -> None:
+        table = documented()
+        wrong = [v.name for v in VARIABLES if not table[v.name][1].startswith(v.documented_effect)]
+        assert wrong == []
+
+    def test_defaults_are_what_an_empty_environment_gives(self) -> None:
+        settings = load({})
+        defaults = {v.name: v.default for v in VARIABLES}
+        assert settings.flags_ttl_seconds == float(defaults["COMPAT_FLAGS_TTL"] or "")
+        assert settings.candidate_timeout_ms == int(defaults["COMPAT_CANDIDATE_TIMEOUT_MS"] or "")
+        assert settings.kill_switch is (defaults["COMPAT_KILL_SWITCH"] == "1")
+        assert settings.redact is (defaults["COMPAT_REDACT"] == "1")
+        assert settings.allow_data_loss is (defaults["COMPAT_ALLOW_DATA_LOSS"] == "1")
+        assert dict(settings.database.parameters) == {
+            "host": defaults["POSTGRES_HOST"],
+            "port": defaults["POSTGRES_PORT"],
+            "dbname": defaults["POSTGRES_DB"],
+            "user": defaults["POSTGRES_USER"],
+        }
+        assert settings.problems == ()
+
+
+class TestADatabaseSetting:
+    @pytest.mark.parametrize(
+        ("environ", "message"),
+        [
+            ({"POSTGRES_PORT": "abc"}, "POSTGRES_PORT='abc' is not a port"),
+            ({"POSTGRES_PORT": "70000"}, "POSTGRES_PORT='70000' is not a port"),
+            ({"DATABASE_URL": "mysql://u:secret@h/db"}, "only postgresql:// (or"),
+            ({"DATABASE_URL": "postgresql://u:secret@h:five/db"}, "DATABASE_URL cannot be parsed"),
+            ({"DATABASE_URL": "postgresql://u:secret@h:0/db"}, "DATABASE_URL has the port 0"),
+        ],
+    )
+    def test_that_is_bad_stops_with_one_line_naming_it_and_never_the_password(
+        self, environ: dict[str, str], message: str
+    ) -> None:
+        settings = load(environ)
+        with pytest.raises(SettingsError) as raised:
+            settings.database  # noqa: B018  (the property raises)
+        text = str(raised.value)
+        assert message in text
+        assert "\n" not in text
+        assert "secret" not in text
+
+    def test_is_shared_by_both_sides(self) -> None:
+        settings = load({"DATABASE_URL": "postgresql+psycopg2://app:pw@db.internal:5433/maria"})
+        assert settings.database.dsn() == "postgresql://app:pw@db.internal:5433/maria"
+        assert dict(settings.database.parameters) == {
+            "user": "app",
+            "password": "pw",
+            "host": "db.internal",
+            "port": "5433",
+            "dbname": "maria",
+        }
+        assert settings.database.display() == "postgresql://app@db.internal:5433/maria"
+
+    def test_a_bad_one_does_not_stop_the_knobs(self) -> None:
+        settings = load({"POSTGRES_PORT": "abc", "COMPAT_FLAGS_TTL": "2"})
+        assert settings.flags_ttl_seconds == 2.0
+
+
+class TestAKnob:
+    @pytest.mark.parametrize(
+        ("name", "value", "attribute", "used"),
+        [
+            ("COMPAT_FLAGS_TTL", "soon", "flags_ttl_seconds", 5.0),
+            ("COMPAT_CANDIDATE_TIMEOUT_MS", "-1", "candidate_timeout_ms", 2000),
+            ("COMPAT_KILL_SWITCH", "maybe", "kill_switch", True),
+            ("COMPAT_REDACT", "false", "redact", True),
+            ("COMPAT_ALLOW_DATA_LOSS", "sure", "allow_data_loss", False),
+        ],
+    )
+    def test_that_is_bad_is_reported_in_one_line_and_the_safe_value_used(
+        self, name: str, value: str, attribute: str, used: object
+    ) -> None:
+        settings = load({name: value})
+        assert getattr(settings, attribute) == used
+        [problem] = settings.problems
+        assert problem.startswith(f"{name}={value!r} is not allowed (")
+
+    def test_that_is_bad_is_logged_once_however_often_the_settings_are_read(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        monkeypatch.setenv("COMPAT_FLAGS_TTL", "soon-ish")
+        with caplog.at_level(logging.ERROR, logger="layer_settings"):
+            for _ in range(5):
+                layer_settings.current()
+        assert [r.getMessage() for r in caplog.records].count(
+            "configuration: COMPAT_FLAGS_TTL='soon-ish' is not allowed (seconds, a number from 0 "
+            "up); using 5"
+        ) == 1
