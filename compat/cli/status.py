@@ -1,0 +1,43 @@
+"""Compat layer: `compat status`: modes and recent mismatches per function."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+import sqlalchemy as sa
+
+from compat.cli.output import EXIT_OK, table, where
+from compat.runtime import get_runtime
+
+__all__ = ["status"]
+
+_STATUS = sa.text(
+    "SELECT key, count(*) AS observations, count(*) FILTER (WHERE NOT matched) AS mismatches, "
+    "max(observed_at) FILTER (WHERE NOT matched) AS last_mismatch "
+    "FROM compat_observations "
+    "WHERE observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute' GROUP BY key"
+)
+
+
+def status(args: argparse.Namespace, out: TextIO) -> int:
+    """Per key: mode, observations and mismatches in the window, last mismatch time."""
+    with get_runtime().engine.connect() as connection:
+        seen = {row.key: row for row in connection.execute(_STATUS, {"minutes": args.window})}
+    rows = []
+    for state in get_runtime().flags.states():
+        row = seen.get(state.key)
+        rows.append(
+            (
+                state.key,
+                state.mode.value,
+                row.observations if row else 0,
+                row.mismatches if row else 0,
+                row.last_mismatch.isoformat(sep=" ", timespec="seconds")
+                if row and row.last_mismatch
+                else "-",
+            )
+        )
+    out.write(f"database: {where()}; window: last {args.window:g} minutes\n")
+    table(rows, ("key", "mode", "observations", "mismatches", "last mismatch (UTC)"), out)
+    return EXIT_OK
