@@ -11,12 +11,13 @@ import psycopg2
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
-from compat.cli.flags import flags_history, flags_list, flags_set
+from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
 from compat.cli.verify import verify
 from compat.errors import CompatError
 from compat.flags.modes import MODES
+from compat.rollout import gates
 from compat.verify import runner as verification
 from layer_settings import SettingsError
 
@@ -28,6 +29,23 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--min-calls",
+        type=_positive,
+        default=gates.DEFAULT_MIN_CALLS,
+        metavar="N",
+        help=f"compared calls the stage before must have seen (default {gates.DEFAULT_MIN_CALLS})",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=gates.DEFAULT_WINDOW_MINUTES,
+        metavar="MINUTES",
+        help=f"how far back to look for them (default {gates.DEFAULT_WINDOW_MINUTES:g} minutes)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,17 +63,56 @@ def build_parser() -> argparse.ArgumentParser:
     flag_commands = flags.add_subparsers(dest="flags_command", metavar="SUBCOMMAND", required=True)
     listing = flag_commands.add_parser("list", help="every key, its mode and where it comes from")
     listing.set_defaults(run=flags_list)
-    setting = flag_commands.add_parser("set", help="set a key's mode (audited)")
-    setting.add_argument("key", help="a facade function, e.g. user_sessions.get_session")
+    setting = flag_commands.add_parser(
+        "set",
+        help="set the mode of a key or of every key a glob matches (gated, audited)",
+        description=(
+            "Set the mode of KEY (or of every key the glob KEY matches, in one transaction, "
+            "each audited). A step forward passes its gate first: to live needs evidence "
+            "from shadow, to orm evidence from live (at least --min-calls compared calls in "
+            "the last --window minutes, no mismatch, no candidate error) and compat verify "
+            "ready on the function. A step back, or into shadow, is always allowed. "
+            "Exit status: 0 set, 1 refused by a gate (nothing written) or a database error, "
+            "2 usage."
+        ),
+    )
+    setting.add_argument(
+        "key", help="a facade key (user_sessions.get_session) or a glob ('uploads.*')"
+    )
     setting.add_argument("mode", help=f"one of: {', '.join(MODES)}")
     setting.add_argument("--reason", required=True, help="why (required; goes to the audit)")
     setting.add_argument("--by", help="who (default: the OS user)")
     setting.add_argument("--sample", type=float, help="comparison sample rate, 0..1")
+    setting.add_argument(
+        "--force",
+        action="store_true",
+        help="step forward without the evidence; the audit records it was forced, and why not",
+    )
+    _gate_options(setting)
     setting.set_defaults(run=flags_set)
+    plan = flag_commands.add_parser(
+        "plan", help="per key: its stage, the evidence so far, the next step and its gate"
+    )
+    _gate_options(plan)
+    plan.set_defaults(run=flags_plan)
     history = flag_commands.add_parser("history", help="the audited changes, newest first")
     history.add_argument("key", nargs="?", help="only this key")
     history.add_argument("--limit", type=int, default=50)
     history.set_defaults(run=flags_history)
+
+    switch = commands.add_parser(
+        "kill-switch",
+        help="send every function back to legacy, in every process (audited)",
+        description=(
+            "Turn the shared kill switch on or off: stored in the compat_flags table, so "
+            "every process applies it at its next read (within COMPAT_FLAGS_TTL seconds), "
+            "with no restart. The COMPAT_KILL_SWITCH variable does the same for one process."
+        ),
+    )
+    switch.add_argument("state", choices=("on", "off"))
+    switch.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    switch.add_argument("--by", help="who (default: the OS user)")
+    switch.set_defaults(run=kill_switch)
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")

@@ -1,16 +1,23 @@
-"""Compat layer: `compat flags list|set|history`."""
+"""Compat layer: `compat flags list|set|plan|history` and `compat kill-switch`."""
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import sys
+from collections.abc import Collection
 from typing import TextIO
 
 import sqlalchemy as sa
 
-from compat.cli.output import EXIT_OK, table
+from compat.cli.output import EXIT_FAILED, EXIT_OK, table
+from compat.errors import InvalidFlagValue, UnknownFlag
+from compat.flags.modes import Mode, check_key, parse_mode, parse_sample_rate
+from compat.rollout.gates import evidence, gate, next_step
 from compat.runtime import get_runtime
+from compat.verify import runner as verification
 
-__all__ = ["flags_history", "flags_list", "flags_set"]
+__all__ = ["flags_history", "flags_list", "flags_plan", "flags_set", "kill_switch"]
 
 
 def flags_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -31,20 +38,131 @@ def flags_list(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _keys(pattern: str, keys: Collection[str]) -> list[str]:
+    """The keys a KEY argument names: one key, or every key a glob (``uploads.*``) matches."""
+    if any(ch in pattern for ch in "*?["):
+        matched = sorted(key for key in keys if fnmatch.fnmatchcase(key, pattern))
+        if not matched:
+            raise UnknownFlag(
+                f"{pattern!r} matches no flag key; valid keys are: {', '.join(sorted(keys))}"
+            )
+        return matched
+    check_key(pattern, keys)
+    return [pattern]
+
+
+def _verified(key: str) -> str | None:
+    report = verification.verify([key], sample_size=verification.DEFAULT_SAMPLE)
+    [result] = report.functions
+    if result.verdict == verification.READY:
+        return None
+    return f"{result.mismatches} of {result.cases} verify calls mismatched"
+
+
 def flags_set(args: argparse.Namespace, out: TextIO) -> int:
-    """Set one flag in the shared table, with an audit row."""
-    change = get_runtime().flags.set(
-        args.key, args.mode, reason=args.reason, by=args.by, sample_rate=args.sample
-    )
-    out.write(
-        f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
-        f"(sample {change.new_sample_rate:g}) by {change.changed_by}: {change.reason}\n"
-    )
-    effective = next(s for s in get_runtime().flags.states() if s.key == change.key)
-    if effective.source != "table":
+    """Set the flags of one key or a glob of keys, in one transaction, each audited.
+
+    A step forward (to live, to orm) passes its gate first: evidence from the
+    stage before, and `compat verify` ready. Without it nothing is written
+    and the exit status is 1, unless --force (the audit says it was forced,
+    and with what evidence).
+    """
+    store = get_runtime().flags
+    mode = parse_mode(args.key, args.mode)
+    keys = _keys(args.key, store.keys)
+    # Refused before any SQL, as the store would refuse them.
+    if not args.reason.strip():
+        raise InvalidFlagValue(f"{args.key}: a reason is required for every flag change")
+    if args.sample is not None:
+        parse_sample_rate(args.key, args.sample)
+    current = {state.key: state.mode for state in store.states()}
+    refused: list[str] = []
+    forced: list[str] = []
+    with get_runtime().engine.connect() as connection:
+        for key in keys:
+            decision = gate(
+                connection,
+                key,
+                current[key],
+                mode,
+                min_calls=args.min_calls,
+                window_minutes=args.window,
+                verified=None if args.force else _verified,
+            )
+            if not decision.allowed:
+                (forced if args.force else refused).append(f"{key}: {decision.reason}")
+    if refused:
+        for line in refused:
+            sys.stderr.write(f"compat: refused: {line}\n")
+        sys.stderr.write(
+            "compat: nothing was changed; --force (with --reason) overrides, and the audit "
+            "records it\n"
+        )
+        return EXIT_FAILED
+    reason = args.reason
+    if forced:
+        reason = f"{reason} [forced past the gate: {'; '.join(forced)}]"
+    changes = store.set_many(keys, mode.value, reason=reason, by=args.by, sample_rate=args.sample)
+    effective = {state.key: state for state in store.states()}
+    for change in changes:
         out.write(
-            f"note: {change.key} is overridden by {effective.source} "
-            f"(effective mode {effective.mode.value})\n"
+            f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
+            f"(sample {change.new_sample_rate:g}) by {change.changed_by}: {change.reason}\n"
+        )
+        state = effective[change.key]
+        if state.source != "table":
+            out.write(
+                f"note: {change.key} is overridden by {state.source} "
+                f"(effective mode {state.mode.value})\n"
+            )
+    return EXIT_OK
+
+
+def flags_plan(args: argparse.Namespace, out: TextIO) -> int:
+    """Per function: its stage, the evidence of that stage so far, the next step and its gate."""
+    store = get_runtime().flags
+    rows = []
+    with get_runtime().engine.connect() as connection:
+        for state in store.states():
+            step = next_step(state.mode)
+            seen = (
+                evidence(connection, state.key, state.mode, args.window).summary(args.min_calls)
+                if state.mode in (Mode.SHADOW, Mode.LIVE)
+                else "-"
+            )
+            if step is None:
+                verdict = "done: the ORM serves, nothing is compared"
+            else:
+                decision = gate(
+                    connection,
+                    state.key,
+                    state.mode,
+                    step,
+                    min_calls=args.min_calls,
+                    window_minutes=args.window,
+                )
+                verdict = (
+                    f"{step.value}: allowed once compat verify is ready"
+                    if decision.allowed
+                    else f"{step.value}: not yet ({decision.reason})"
+                )
+            rows.append((state.key, state.mode.value, state.source, seen, verdict))
+    table(rows, ("key", "stage", "source", "evidence", "next step"), out)
+    if store.kill_switch_on:
+        out.write("the kill switch is ON: every function is served by legacy\n")
+    return EXIT_OK
+
+
+def kill_switch(args: argparse.Namespace, out: TextIO) -> int:
+    """Turn the shared kill switch on or off, in every process, audited."""
+    on = args.state == "on"
+    change = get_runtime().flags.kill_switch(on, reason=args.reason, by=args.by)
+    if change is None:
+        out.write(f"the kill switch was already {args.state}; nothing changed\n")
+    else:
+        out.write(
+            f"kill switch {args.state} by {change.changed_by}: {change.reason} "
+            f"(every process within COMPAT_FLAGS_TTL seconds)\n"
         )
     return EXIT_OK
 

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -91,9 +91,18 @@ class FlagStore:
     # -- reading ---------------------------------------------------------
 
     def resolve(self, key: str) -> FlagState:
-        """The effective flag of ``key``; a dictionary lookup, plus a refresh when stale."""
-        if self._clock() >= self._expires_at:
-            self._refresh_soon()
+        """The effective flag of ``key``; a dictionary lookup, plus a refresh when stale.
+
+        A copy up to two TTLs old is served while a background read renews it;
+        an older one (a process that sat idle) is read again before the call,
+        so that a flip made while it was idle is never served late.
+        """
+        now = self._clock()
+        if now >= self._expires_at:
+            if now >= self._expires_at + self.ttl_seconds and self._table_ok:
+                self.refresh()
+            else:
+                self._refresh_soon()
         try:
             return self._states[key]
         except KeyError:  # declared after the store was built (a test's throwaway function)
@@ -170,7 +179,9 @@ class FlagStore:
         self._lock = threading.Lock()
         self._refreshing = False
         self._thread = None
-        self._expires_at = float("-inf")
+        # Expired now, so the first call starts a read; a copy that was already
+        # older than two TTLs stays so, and that call reads before it serves.
+        self._expires_at = min(self._expires_at, self._clock())
 
     # -- composing -------------------------------------------------------
 
@@ -189,20 +200,19 @@ class FlagStore:
             )
         with self._lock:
             table = dict(self._table)
-        self._apply(
-            states, "table", lambda found: {k: v for k, v in table.items() if k in keys}, problems
-        )
+        rows = {k: v for k, v in table.items() if k in keys}
+        self._apply(states, "table", lambda found: rows, problems)
         env_text = settings.flags_text
         if env_text:
             self._apply(
                 states, "env", lambda found: parse_env_flags(env_text, keys, found), problems
             )
-        if settings.kill_switch:
+        if settings.kill_switch or KILL_SWITCH_KEY in table:
             states = {
                 key: FlagState(key, Mode.LEGACY, state.sample_rate, "kill-switch")
                 for key, state in states.items()
             }
-        unknown_rows = sorted(key for key in table if key not in keys)
+        unknown_rows = sorted(key for key in table if key not in keys and key != KILL_SWITCH_KEY)
         if unknown_rows:
             problems.append(f"compat_flags has rows for unknown keys: {', '.join(unknown_rows)}")
         if problems != list(self.problems):
@@ -249,60 +259,80 @@ class FlagStore:
     ) -> FlagChange:
         """Set a flag in the ``compat_flags`` table and write the audit row, in one transaction."""
         check_key(key, self.keys)
-        new_mode = parse_mode(key, mode)
+        [change] = self.set_many([key], mode, reason=reason, by=by, sample_rate=sample_rate)
+        return change
+
+    def set_many(
+        self,
+        keys: Sequence[str],
+        mode: str,
+        *,
+        reason: str,
+        by: str | None = None,
+        sample_rate: float | None = None,
+    ) -> list[FlagChange]:
+        """Set every key's flag and write an audit row for each, all in one transaction.
+
+        ``KILL_SWITCH_KEY`` is the one key that is not a facade function: its row
+        (mode ``legacy``) sends every function back to legacy (see kill_switch()).
+        """
+        for key in keys:
+            if key != KILL_SWITCH_KEY:
+                check_key(key, self.keys)
+        first = keys[0] if keys else "flags"
+        new_mode = parse_mode(first, mode)
         if not reason or not reason.strip():
-            raise InvalidFlagValue(f"{key}: a reason is required for every flag change")
-        given_rate = None if sample_rate is None else parse_sample_rate(key, sample_rate)
+            raise InvalidFlagValue(f"{first}: a reason is required for every flag change")
+        given_rate = None if sample_rate is None else parse_sample_rate(first, sample_rate)
+        who = by or _os_user()
+        changes = []
+        with self._engine().begin() as connection:
+            for key in keys:
+                changes.append(
+                    _write_change(connection, key, new_mode, given_rate, who, reason.strip())
+                )
+        self.refresh()
+        return changes
+
+    def kill_switch(self, on: bool, *, reason: str, by: str | None = None) -> FlagChange | None:
+        """Turn the shared kill switch on (every function on legacy, in every process) or off.
+
+        Stored as the ``*`` row of compat_flags and audited like a flag; off
+        deletes the row (audited as ``legacy -> off``). None when it already
+        was as asked.
+        """
+        if not reason or not reason.strip():
+            raise InvalidFlagValue("kill-switch: a reason is required for every change")
         who = by or _os_user()
         with self._engine().begin() as connection:
-            old = connection.execute(
-                sa.text("SELECT mode, sample_rate FROM compat_flags WHERE key = :key FOR UPDATE"),
-                {"key": key},
+            present = connection.execute(
+                sa.text("SELECT mode FROM compat_flags WHERE key = :key FOR UPDATE"),
+                {"key": KILL_SWITCH_KEY},
             ).first()
-            rate = (
-                given_rate if given_rate is not None else (float(old.sample_rate) if old else 1.0)
-            )
-            connection.execute(
-                sa.text(
-                    "INSERT INTO compat_flags (key, mode, sample_rate, updated_by) "
-                    "VALUES (:key, :mode, :rate, :by) ON CONFLICT (key) DO UPDATE SET "
-                    "mode = EXCLUDED.mode, sample_rate = EXCLUDED.sample_rate, "
-                    "updated_by = EXCLUDED.updated_by, updated_at = CURRENT_TIMESTAMP"
-                ),
-                {"key": key, "mode": new_mode.value, "rate": rate, "by": who},
-            )
-            changed_at = connection.execute(
-                sa.text(
-                    "INSERT INTO compat_flag_audit (key, old_mode, new_mode, old_sample_rate, "
-                    "new_sample_rate, changed_by, reason) "
-                    "VALUES (:key, :old_mode, :new_mode, :old_rate, :new_rate, :by, :reason) "
-                    "RETURNING changed_at"
-                ),
-                {
-                    "key": key,
-                    "old_mode": old.mode if old else None,
-                    "new_mode": new_mode.value,
-                    "old_rate": float(old.sample_rate) if old else None,
-                    "new_rate": rate,
-                    "by": who,
-                    "reason": reason.strip(),
-                },
-            ).scalar_one()
+            found: FlagChange | None = None
+            if on and present is None:
+                found = _write_change(
+                    connection, KILL_SWITCH_KEY, Mode.LEGACY, None, who, reason.strip()
+                )
+            elif not on and present is not None:
+                connection.execute(
+                    sa.text("DELETE FROM compat_flags WHERE key = :key"), {"key": KILL_SWITCH_KEY}
+                )
+                found = _audit(
+                    connection, KILL_SWITCH_KEY, "legacy", "off", 1.0, 1.0, who, reason.strip()
+                )
         self.refresh()
-        return FlagChange(
-            key=key,
-            old_mode=old.mode if old else None,
-            new_mode=new_mode.value,
-            old_sample_rate=float(old.sample_rate) if old else None,
-            new_sample_rate=rate,
-            changed_by=who,
-            reason=reason.strip(),
-            changed_at=changed_at,
-        )
+        return found
+
+    @property
+    def kill_switch_on(self) -> bool:
+        """Whether the shared kill switch (the table's ``*`` row) is on, as last read."""
+        with self._lock:
+            return KILL_SWITCH_KEY in self._table
 
     def history(self, key: str | None = None, limit: int = 100) -> list[FlagChange]:
         """The audited changes, newest first; of one key when given."""
-        if key is not None:
+        if key is not None and key != KILL_SWITCH_KEY:
             check_key(key, self.keys)
         query = (
             "SELECT key, old_mode, new_mode, old_sample_rate, new_sample_rate, changed_by, "
@@ -313,6 +343,68 @@ class FlagStore:
         with self._engine().connect() as connection:
             rows = connection.execute(sa.text(query), {"key": key, "limit": limit})
             return [FlagChange(**row._asdict()) for row in rows]
+
+
+KILL_SWITCH_KEY: Final = "*"
+"""The compat_flags row that, present, sends every facade function to legacy."""
+
+
+def _write_change(
+    connection: sa.Connection,
+    key: str,
+    mode: Mode,
+    given_rate: float | None,
+    who: str,
+    reason: str,
+) -> FlagChange:
+    old = connection.execute(
+        sa.text("SELECT mode, sample_rate FROM compat_flags WHERE key = :key FOR UPDATE"),
+        {"key": key},
+    ).first()
+    rate = given_rate if given_rate is not None else (float(old.sample_rate) if old else 1.0)
+    connection.execute(
+        sa.text(
+            "INSERT INTO compat_flags (key, mode, sample_rate, updated_by) "
+            "VALUES (:key, :mode, :rate, :by) ON CONFLICT (key) DO UPDATE SET "
+            "mode = EXCLUDED.mode, sample_rate = EXCLUDED.sample_rate, "
+            "updated_by = EXCLUDED.updated_by, updated_at = CURRENT_TIMESTAMP"
+        ),
+        {"key": key, "mode": mode.value, "rate": rate, "by": who},
+    )
+    old_rate = float(old.sample_rate) if old else None
+    return _audit(
+        connection, key, old.mode if old else None, mode.value, old_rate, rate, who, reason
+    )
+
+
+def _audit(
+    connection: sa.Connection,
+    key: str,
+    old_mode: str | None,
+    new_mode: str,
+    old_rate: float | None,
+    new_rate: float,
+    who: str,
+    reason: str,
+) -> FlagChange:
+    changed_at = connection.execute(
+        sa.text(
+            "INSERT INTO compat_flag_audit (key, old_mode, new_mode, old_sample_rate, "
+            "new_sample_rate, changed_by, reason) "
+            "VALUES (:key, :old_mode, :new_mode, :old_rate, :new_rate, :by, :reason) "
+            "RETURNING changed_at"
+        ),
+        {
+            "key": key,
+            "old_mode": old_mode,
+            "new_mode": new_mode,
+            "old_rate": old_rate,
+            "new_rate": new_rate,
+            "by": who,
+            "reason": reason,
+        },
+    ).scalar_one()
+    return FlagChange(key, old_mode, new_mode, old_rate, new_rate, who, reason, changed_at)
 
 
 def _os_user() -> str:

@@ -229,7 +229,7 @@ class TestFlagsSet:
     ) -> None:
         user = f"ops-{uuid.uuid4().hex[:8]}"
         monkeypatch.setenv("LOGNAME", user)  # what getpass.getuser() consults first
-        ran = cli("flags", "set", KEY, "live", "--reason", "the ORM serves")
+        ran = cli("flags", "set", KEY, "live", "--reason", "the ORM serves", "--force")
         assert ran.code == 0
         assert f"by {user}:" in ran.out
         assert [row[5] for row in audit_rows(observer)] == [user]
@@ -238,7 +238,7 @@ class TestFlagsSet:
         self, cli: Cli, database: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("COMPAT_FLAGS", f"{KEY}=legacy")
-        ran = cli("flags", "set", KEY, "orm", "--reason", "all ORM")
+        ran = cli("flags", "set", KEY, "orm", "--reason", "all ORM", "--force")
         assert ran.code == 0
         assert ran.out.splitlines()[-1] == (
             f"note: {KEY} is overridden by env (effective mode legacy)"
@@ -288,23 +288,23 @@ class TestFlagsSet:
 class TestFlagsHistory:
     def test_shows_every_change_newest_first(self, cli: Cli, database: str) -> None:
         assert cli("flags", "set", KEY, "shadow", "--reason", "compare", "--by", "ada").code == 0
-        assert cli("flags", "set", OTHER, "orm", "--reason", "switch", "--by", "grace").code == 0
-        assert cli("flags", "set", KEY, "live", "--reason", "serve", "--by", "ada").code == 0
+        assert cli("flags", "set", OTHER, "shadow", "--reason", "switch", "--by", "grace").code == 0
+        assert cli("flags", "set", KEY, "legacy", "--reason", "serve", "--by", "ada").code == 0
         ran = cli("flags", "history")
         assert ran.code == 0
         rows = table(ran.out)
         assert [row[1:] for row in rows] == [
-            [KEY, "shadow -> live", "1", "ada", "serve"],
-            [OTHER, "- -> orm", "1", "grace", "switch"],
+            [KEY, "shadow -> legacy", "1", "ada", "serve"],
+            [OTHER, "- -> shadow", "1", "grace", "switch"],
             [KEY, "- -> shadow", "1", "ada", "compare"],
         ]
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[0]) for row in rows)
 
     def test_of_one_key_shows_only_its_changes(self, cli: Cli, database: str) -> None:
         assert cli("flags", "set", KEY, "shadow", "--reason", "compare", "--by", "ada").code == 0
-        assert cli("flags", "set", OTHER, "orm", "--reason", "switch", "--by", "ada").code == 0
+        assert cli("flags", "set", OTHER, "shadow", "--reason", "switch", "--by", "ada").code == 0
         rows = table(cli("flags", "history", OTHER).out)
-        assert [row[1:] for row in rows] == [[OTHER, "- -> orm", "1", "ada", "switch"]]
+        assert [row[1:] for row in rows] == [[OTHER, "- -> shadow", "1", "ada", "switch"]]
 
     def test_of_an_unknown_key_is_refused_with_status_2(
         self, cli: Cli, missing_database: str
