@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.config import Config
 
-__all__ = ["SCRIPT_LOCATION", "alembic_config"]
+__all__ = [
+    "ALLOW_DATA_LOSS_ATTRIBUTE",
+    "ALLOW_DATA_LOSS_VARIABLE",
+    "SCRIPT_LOCATION",
+    "alembic_config",
+    "data_loss_allowed_by_environment",
+]
 
 # The package's own directory, so an installed wheel (no pyproject.toml, no
 # checkout) migrates from the env.py and versions/ it ships.
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
+# config.attributes key by which a Python caller confirms a downgrade that drops data.
+ALLOW_DATA_LOSS_ATTRIBUTE = "allow_data_loss"
+ALLOW_DATA_LOSS_VARIABLE = "COMPAT_ALLOW_DATA_LOSS"
 
-def alembic_config(url: str | sa.URL | None = None) -> Config:
+
+def alembic_config(url: str | sa.URL | None = None, *, allow_data_loss: bool = False) -> Config:
     """An Alembic Config for these migrations, for alembic.command.upgrade(config, "head") and kin.
 
     With ``url`` the migrations run on that database; without it env.py reads
@@ -22,6 +33,10 @@ def alembic_config(url: str | sa.URL | None = None) -> Config:
     A caller that already holds a Connection puts it in
     ``config.attributes["connection"]``; env.py then uses it (and leaves an
     open transaction on it for the caller to commit).
+
+    ``allow_data_loss=True`` confirms downgrades that drop tables with their
+    rows (migrations/guard.py), as ``-x allow-data-loss=yes`` does on the
+    command line; without it such a downgrade refuses before running any DDL.
     """
     config = Config()
     # ConfigParser interpolates "%": escape it, or a percent-encoded password
@@ -30,7 +45,27 @@ def alembic_config(url: str | sa.URL | None = None) -> Config:
     if url is not None:
         rendered = sa.make_url(url).render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", _escaped(rendered))
+    if allow_data_loss:
+        config.attributes[ALLOW_DATA_LOSS_ATTRIBUTE] = True
     return config
+
+
+def data_loss_allowed_by_environment() -> bool:
+    """Whether COMPAT_ALLOW_DATA_LOSS=1 confirms downgrades that drop data (unset or 0: no).
+
+    The migrations' only read of the environment for it, kept in this one
+    function so that a central settings object can take it over. Any other
+    value is refused rather than guessed at.
+    """
+    value = os.environ.get(ALLOW_DATA_LOSS_VARIABLE, "").strip()
+    if value in ("", "0"):
+        return False
+    if value == "1":
+        return True
+    raise ValueError(
+        f"{ALLOW_DATA_LOSS_VARIABLE}={value!r} is neither 1 nor 0: set it to 1 to confirm "
+        "a downgrade that drops data, or unset it"
+    )
 
 
 def _escaped(value: str) -> str:

@@ -9,8 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
+from migrations.config import ALLOW_DATA_LOSS_ATTRIBUTE, data_loss_allowed_by_environment
+from migrations.guard import CONFIRM_OPTION, refusing_unconfirmed_data_loss
 from orm.database import DRIVER, create_engine, database_url
 from orm.models import Base
 
@@ -38,6 +41,21 @@ def _url() -> sa.URL:
     return database_url()
 
 
+def _data_loss_confirmed() -> bool:
+    """Confirmed by -x allow-data-loss=yes|no, else alembic_config(), else the environment."""
+    given = context.get_x_argument(as_dictionary=True).get(CONFIRM_OPTION)
+    if given is not None:
+        if given not in ("yes", "no"):
+            raise CommandError(f"-x {CONFIRM_OPTION}={given!r}: say yes or no")
+        return given == "yes"
+    if config.attributes.get(ALLOW_DATA_LOSS_ATTRIBUTE):
+        return True
+    try:
+        return data_loss_allowed_by_environment()
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
 def _configure(**kwargs: Any) -> None:
     # compare_type catches a changed type or length, compare_server_default a
     # drifted default: autogenerate and `alembic check` ignore both otherwise.
@@ -47,6 +65,32 @@ def _configure(**kwargs: Any) -> None:
         compare_server_default=True,
         **kwargs,
     )
+
+
+def _configure_guarded(**kwargs: Any) -> None:
+    """_configure, with the command's steps refusing a downgrade that drops unconfirmed data.
+
+    The command's step function is only reachable through the configured
+    context, so configure once to read it and again with it wrapped.
+    """
+    _configure(**kwargs)
+    command_steps = context.get_context().opts.get("fn")
+    if command_steps is None:
+        return
+    _configure(
+        fn=refusing_unconfirmed_data_loss(
+            command_steps, confirmed=_data_loss_confirmed, destination=_destination
+        ),
+        **kwargs,
+    )
+
+
+def _destination() -> str:
+    """The downgrade's target as the command line spells it (None from Alembic means base)."""
+    destination = context.get_revision_argument()
+    if destination is None:
+        return "base"
+    return destination if isinstance(destination, str) else " ".join(destination)
 
 
 def run_migrations_offline() -> None:
@@ -59,7 +103,7 @@ def run_migrations_offline() -> None:
 def _run_on(connection: sa.Connection) -> None:
     # On a connection already inside a transaction Alembic neither begins nor
     # commits: the caller who lent it owns the transaction.
-    _configure(connection=connection)
+    _configure_guarded(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
 
