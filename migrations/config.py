@@ -8,6 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.config import Config
 
+from migrations.locking import LOCK_POLICY_ATTRIBUTE, LockPolicy
+
 __all__ = [
     "ALLOW_DATA_LOSS_ATTRIBUTE",
     "ALLOW_DATA_LOSS_VARIABLE",
@@ -25,7 +27,12 @@ ALLOW_DATA_LOSS_ATTRIBUTE = "allow_data_loss"
 ALLOW_DATA_LOSS_VARIABLE = "COMPAT_ALLOW_DATA_LOSS"
 
 
-def alembic_config(url: str | sa.URL | None = None, *, allow_data_loss: bool = False) -> Config:
+def alembic_config(
+    url: str | sa.URL | None = None,
+    *,
+    allow_data_loss: bool = False,
+    lock_policy: LockPolicy | None = None,
+) -> Config:
     """An Alembic Config for these migrations, for alembic.command.upgrade(config, "head") and kin.
 
     With ``url`` the migrations run on that database; without it env.py reads
@@ -37,6 +44,8 @@ def alembic_config(url: str | sa.URL | None = None, *, allow_data_loss: bool = F
     ``allow_data_loss=True`` confirms downgrades that drop tables with their
     rows (migrations/guard.py), as ``-x allow-data-loss=yes`` does on the
     command line; without it such a downgrade refuses before running any DDL.
+    ``lock_policy`` replaces the default lock_timeout and retries
+    (migrations/locking.py): tests use a short one.
     """
     config = Config()
     # ConfigParser interpolates "%": escape it, or a percent-encoded password
@@ -47,6 +56,8 @@ def alembic_config(url: str | sa.URL | None = None, *, allow_data_loss: bool = F
         config.set_main_option("sqlalchemy.url", _escaped(rendered))
     if allow_data_loss:
         config.attributes[ALLOW_DATA_LOSS_ATTRIBUTE] = True
+    if lock_policy is not None:
+        config.attributes[LOCK_POLICY_ATTRIBUTE] = lock_policy
     return config
 
 

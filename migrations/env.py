@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from logging.config import fileConfig
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from sqlalchemy.pool import NullPool
 
 from migrations.config import ALLOW_DATA_LOSS_ATTRIBUTE, data_loss_allowed_by_environment
 from migrations.guard import CONFIRM_OPTION, refusing_unconfirmed_data_loss
+from migrations.locking import (
+    LOCK_POLICY_ATTRIBUTE,
+    LockPolicy,
+    lock_timeout,
+    retrying_lock_timeouts,
+)
 from orm.database import DRIVER, create_engine, database_url
 from orm.models import Base
 
@@ -56,13 +63,23 @@ def _data_loss_confirmed() -> bool:
         raise CommandError(str(error)) from None
 
 
+def _lock_policy() -> LockPolicy:
+    """The caller's LockPolicy (alembic_config(lock_policy=...)), else the defaults."""
+    policy = config.attributes.get(LOCK_POLICY_ATTRIBUTE)
+    return policy if isinstance(policy, LockPolicy) else LockPolicy()
+
+
 def _configure(**kwargs: Any) -> None:
     # compare_type catches a changed type or length, compare_server_default a
     # drifted default: autogenerate and `alembic check` ignore both otherwise.
+    # Each revision in its own transaction: a retry after lock_timeout reruns
+    # only the revision that failed, no lock is held across revisions, and a
+    # revision may leave its transaction (CREATE INDEX CONCURRENTLY).
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
+        transaction_per_migration=True,
         **kwargs,
     )
 
@@ -96,16 +113,35 @@ def _destination() -> str:
 def run_migrations_offline() -> None:
     """`alembic upgrade --sql`: print the DDL for a DBA instead of running it."""
     _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    # The script a DBA runs waits for locks no longer than `alembic upgrade` does.
+    context.execute(f"SET lock_timeout = '{_lock_policy().timeout_ms}ms'")
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_on(connection: sa.Connection) -> None:
     # On a connection already inside a transaction Alembic neither begins nor
-    # commits: the caller who lent it owns the transaction.
-    _configure_guarded(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    # commits: the caller who lent it owns the transaction, and each attempt
+    # runs in a savepoint instead, so that a retry starts from a clean state.
+    owned = not connection.in_transaction()
+    policy = _lock_policy()
+    with lock_timeout(connection, policy.timeout_ms, owned=owned):
+        _configure_guarded(connection=connection)
+        retrying_lock_timeouts(partial(_attempt, connection, owned=owned), policy, where=_where)
+
+
+def _attempt(connection: sa.Connection, *, owned: bool) -> None:
+    if owned:
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        with connection.begin_nested():
+            context.run_migrations()
+
+
+def _where() -> str:
+    """The revision(s) the database is at now, for a message about a failed attempt."""
+    return ", ".join(context.get_context().get_current_heads()) or "base"
 
 
 def run_migrations_online() -> None:
