@@ -21,6 +21,7 @@ from migrations.locking import (
     lock_timeout,
     retrying_lock_timeouts,
 )
+from migrations.transactions import CALLER_OWNS_TRANSACTION
 from orm.database import DRIVER, create_engine, database_url
 from orm.models import Base
 
@@ -126,7 +127,7 @@ def _run_on(connection: sa.Connection) -> None:
     owned = not connection.in_transaction()
     policy = _lock_policy()
     with lock_timeout(connection, policy.timeout_ms, owned=owned):
-        _configure_guarded(connection=connection)
+        _configure_guarded(connection=connection, **{CALLER_OWNS_TRANSACTION: not owned})
         retrying_lock_timeouts(partial(_attempt, connection, owned=owned), policy, where=_where)
 
 

@@ -29,6 +29,13 @@ BLOCKED = [
     pytest.param(
         "0002_compat_tables", "downgrade", "0001_baseline", "compat_flags", id="drop-table"
     ),
+    pytest.param(
+        "0002_compat_tables",
+        "upgrade",
+        "0003_sessions_lower_email_index",
+        "user_sessions",
+        id="create-index-concurrently",
+    ),
 ]
 
 
