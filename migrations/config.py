@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,10 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent
 # config.attributes key by which a Python caller confirms a downgrade that drops data.
 ALLOW_DATA_LOSS_ATTRIBUTE = "allow_data_loss"
 ALLOW_DATA_LOSS_VARIABLE = "COMPAT_ALLOW_DATA_LOSS"
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"0", "false", "no", "off"})
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(
@@ -62,21 +67,24 @@ def alembic_config(
 
 
 def data_loss_allowed_by_environment() -> bool:
-    """Whether COMPAT_ALLOW_DATA_LOSS=1 confirms downgrades that drop data (unset or 0: no).
+    """Whether COMPAT_ALLOW_DATA_LOSS confirms downgrades that drop data (1/true/yes/on; else no).
 
     The migrations' only read of the environment for it, kept in this one
-    function so that a central settings object can take it over. Any other
-    value is refused rather than guessed at.
+    function so that the central settings module can take it over. A value
+    that is neither on nor off confirms nothing: it is logged, and the
+    downgrade refuses as if the variable were unset.
     """
-    value = os.environ.get(ALLOW_DATA_LOSS_VARIABLE, "").strip()
-    if value in ("", "0"):
-        return False
-    if value == "1":
+    given = os.environ.get(ALLOW_DATA_LOSS_VARIABLE, "")
+    value = given.strip().lower()
+    if value in _ON:
         return True
-    raise ValueError(
-        f"{ALLOW_DATA_LOSS_VARIABLE}={value!r} is neither 1 nor 0: set it to 1 to confirm "
-        "a downgrade that drops data, or unset it"
-    )
+    if value and value not in _OFF:
+        log.warning(
+            "%s=%r is not allowed (1/true/yes/on or 0/false/no/off); using off",
+            ALLOW_DATA_LOSS_VARIABLE,
+            given,
+        )
+    return False
 
 
 def _escaped(value: str) -> str:

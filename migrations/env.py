@@ -58,10 +58,7 @@ def _data_loss_confirmed() -> bool:
         return given == "yes"
     if config.attributes.get(ALLOW_DATA_LOSS_ATTRIBUTE):
         return True
-    try:
-        return data_loss_allowed_by_environment()
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    return data_loss_allowed_by_environment()
 
 
 def _lock_policy() -> LockPolicy:
