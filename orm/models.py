@@ -1,4 +1,4 @@
-"""ORM side: the models, matching legacy/schema.sql column for column and index for index."""
+"""ORM side: the models, matching the migrated schema (legacy/schema.sql, then revisions)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,8 @@ class UserSession(Base):
             "verification_expires_at",
             postgresql_where=text("verification_expires_at IS NOT NULL"),
         ),
+        # Revision 0003: serves find_sessions_by_email's lower(email) = lower(:email).
+        Index("idx_user_sessions_lower_email", text("lower(email)")),
     )
 
 

@@ -23,6 +23,9 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Read by migrations/guard.py: downgrading past this revision refuses unless confirmed.
+DATA_LOSS_ON_DOWNGRADE = "drops user_sessions and uploaded_files with all their rows"
+
 # Every name is wrapped in op.f(): Alembic applies the target metadata's naming
 # convention to op.create_table, and its "ck" pattern would turn the given
 # check name into uploaded_files_uploaded_files_size_bytes_check_check.

@@ -17,6 +17,12 @@ down_revision: str | Sequence[str] | None = "0001_baseline"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Read by migrations/guard.py: downgrading past this revision refuses unless confirmed.
+DATA_LOSS_ON_DOWNGRADE = (
+    "drops compat_flags, the append-only audit compat_flag_audit and compat_observations "
+    "with all their rows"
+)
+
 _NOW = sa.text("CURRENT_TIMESTAMP")
 
 

@@ -15,8 +15,12 @@ from tests.fixtures.postgres import make_engine
 
 @pytest.fixture
 def alembic_config() -> pytest_alembic.Config:
-    """pytest-alembic's configuration: the packaged migrations, not a path relative to the cwd."""
-    return pytest_alembic.Config(alembic_config=migrations.alembic_config())
+    """pytest-alembic's configuration: the packaged migrations, not a path relative to the cwd.
+
+    Its up/down consistency test downgrades past revisions that drop tables:
+    it confirms that, as an operator must (migrations/guard.py).
+    """
+    return pytest_alembic.Config(alembic_config=migrations.alembic_config(allow_data_loss=True))
 
 
 @pytest.fixture

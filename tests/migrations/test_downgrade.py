@@ -24,7 +24,8 @@ class TestDowngradeToBase:
         self, empty_database: str, revision: str
     ) -> None:
         """A table, sequence, type or function a downgrade forgets breaks the next upgrade."""
-        config = migrations.alembic_config(empty_database)
+        # Confirmed: every table goes, on purpose (test_guarded_downgrade.py tests the refusal).
+        config = migrations.alembic_config(empty_database, allow_data_loss=True)
         command.upgrade(config, revision)
 
         command.downgrade(config, "base")
