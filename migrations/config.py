@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.config import Config
 
+import layer_settings
 from migrations.locking import LOCK_POLICY_ATTRIBUTE, LockPolicy
 
 __all__ = [
@@ -26,10 +25,6 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent
 # config.attributes key by which a Python caller confirms a downgrade that drops data.
 ALLOW_DATA_LOSS_ATTRIBUTE = "allow_data_loss"
 ALLOW_DATA_LOSS_VARIABLE = "COMPAT_ALLOW_DATA_LOSS"
-_ON = frozenset({"1", "true", "yes", "on"})
-_OFF = frozenset({"0", "false", "no", "off"})
-
-log = logging.getLogger(__name__)
 
 
 def alembic_config(
@@ -67,24 +62,12 @@ def alembic_config(
 
 
 def data_loss_allowed_by_environment() -> bool:
-    """Whether COMPAT_ALLOW_DATA_LOSS confirms downgrades that drop data (1/true/yes/on; else no).
+    """Whether COMPAT_ALLOW_DATA_LOSS confirms downgrades that drop data (layer_settings parses it).
 
-    The migrations' only read of the environment for it, kept in this one
-    function so that the central settings module can take it over. A value
-    that is neither on nor off confirms nothing: it is logged, and the
-    downgrade refuses as if the variable were unset.
+    A value that is neither on nor off confirms nothing: layer_settings logs
+    it once, and the downgrade refuses as if the variable were unset.
     """
-    given = os.environ.get(ALLOW_DATA_LOSS_VARIABLE, "")
-    value = given.strip().lower()
-    if value in _ON:
-        return True
-    if value and value not in _OFF:
-        log.warning(
-            "%s=%r is not allowed (1/true/yes/on or 0/false/no/off); using off",
-            ALLOW_DATA_LOSS_VARIABLE,
-            given,
-        )
-    return False
+    return layer_settings.current().allow_data_loss
 
 
 def _escaped(value: str) -> str:
