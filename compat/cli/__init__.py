@@ -11,7 +11,14 @@ import psycopg2
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
-from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
+from compat.cli.flags import (
+    flags_history,
+    flags_list,
+    flags_plan,
+    flags_set,
+    guard,
+    kill_switch,
+)
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
 from compat.cli.verify import verify
@@ -113,6 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
     switch.add_argument("--reason", required=True, help="why (required; goes to the audit)")
     switch.add_argument("--by", help="who (default: the OS user)")
     switch.set_defaults(run=kill_switch)
+
+    watching = commands.add_parser(
+        "guard",
+        help="step live functions back to shadow when their paths disagree (a sidecar)",
+        description=(
+            "Watch every function in live: once its mismatches plus candidate errors since it "
+            "went live reach --threshold, step it back to shadow (legacy serves again), audited "
+            "as done by the guard with the observation that tripped it. Every process applies "
+            "it at its next flag read. Run it beside the application (one is enough), or with "
+            "--once from cron."
+        ),
+    )
+    watching.add_argument("--once", action="store_true", help="look once and exit")
+    watching.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="between looks (2)"
+    )
+    watching.add_argument(
+        "--for",
+        dest="for_seconds",
+        type=float,
+        default=float("inf"),
+        metavar="SECONDS",
+        help="stop after this long (default: run until interrupted)",
+    )
+    watching.add_argument(
+        "--threshold",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="mismatches plus candidate errors that trip it (default 1: any)",
+    )
+    watching.set_defaults(run=guard)
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")

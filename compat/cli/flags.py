@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import sys
+import time
 from collections.abc import Collection
 from typing import TextIO
 
@@ -14,10 +15,11 @@ from compat.cli.output import EXIT_FAILED, EXIT_OK, table
 from compat.errors import InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode, check_key, parse_mode, parse_sample_rate
 from compat.rollout.gates import evidence, gate, next_step
+from compat.rollout.guard import GUARD, watch
 from compat.runtime import get_runtime
 from compat.verify import runner as verification
 
-__all__ = ["flags_history", "flags_list", "flags_plan", "flags_set", "kill_switch"]
+__all__ = ["flags_history", "flags_list", "flags_plan", "flags_set", "guard", "kill_switch"]
 
 
 def flags_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -186,3 +188,16 @@ def flags_history(args: argparse.Namespace, out: TextIO) -> int:
         out,
     )
     return EXIT_OK
+
+
+def guard(args: argparse.Namespace, out: TextIO) -> int:
+    """Watch every live function and step back those whose paths disagree; --once: one look."""
+    runtime = get_runtime()
+    deadline = None if args.once else time.monotonic() + args.for_seconds
+    while True:
+        for trip in watch(runtime.engine, runtime.flags, threshold=args.threshold):
+            out.write(f"{trip.key}: live -> shadow by {GUARD}: {trip.change.reason}\n")
+            out.flush()
+        if deadline is None or time.monotonic() >= deadline:
+            return EXIT_OK
+        time.sleep(args.interval)

@@ -294,6 +294,25 @@ class FlagStore:
         self.refresh()
         return changes
 
+    def step_back(
+        self, key: str, expected: Mode, to: Mode, *, reason: str, by: str
+    ) -> FlagChange | None:
+        """Move ``key`` from ``expected`` to ``to`` in one transaction, only if it is still there.
+
+        None when the table no longer holds ``expected`` for it (someone moved
+        it meanwhile): a step back is never applied twice.
+        """
+        check_key(key, self.keys)
+        with self._engine().begin() as connection:
+            row = connection.execute(
+                sa.text("SELECT mode FROM compat_flags WHERE key = :key FOR UPDATE"), {"key": key}
+            ).first()
+            if row is None or row.mode != expected.value:
+                return None
+            change = _write_change(connection, key, to, None, by, reason)
+        self.refresh()
+        return change
+
     def kill_switch(self, on: bool, *, reason: str, by: str | None = None) -> FlagChange | None:
         """Turn the shared kill switch on (every function on legacy, in every process) or off.
 
