@@ -7,6 +7,7 @@ import traceback
 from typing import Final
 
 import psycopg2
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -64,7 +65,7 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     return _answer(error.code or 500, error.description or error.name)
 
 
-def _database_unavailable(error: psycopg2.OperationalError) -> tuple[Response, int]:
+def _database_unavailable(error: Exception) -> tuple[Response, int]:
     log.error("database unavailable on %s %s: %s", request.method, request.endpoint, _kind(error))
     return _answer(503, "the database is unavailable; try again shortly")
 
@@ -88,4 +89,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(compat.InvalidArgument, _invalid_argument)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(psycopg2.OperationalError, _database_unavailable)
+    # The facade raises psycopg2's classes once connected; a database it cannot
+    # connect to at all surfaces as SQLAlchemy's OperationalError (the pool's).
+    app.register_error_handler(sa.exc.OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

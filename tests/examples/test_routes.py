@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from compat.runtime import reset_runtime
 from examples.maria_app import Services, create_app
+from orm.database import dispose_engine
 from services import SessionService, VerificationService
 from tests.fixtures.layer import Layer
 from tests.services.conftest import RecordingSender
@@ -186,3 +188,18 @@ def test_an_unexpected_error_answers_500_and_logs_no_personal_data(
     assert "RuntimeError" in caplog.text
     for personal in ("Ada", "ada@example.com", "192.0.2.1"):
         assert personal not in caplog.text
+
+
+def test_an_unreachable_database_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    dispose_engine()
+    previous = reset_runtime(None)  # a runtime of its own, gone after the test
+    try:
+        with create_app().test_client() as client:
+            health = client.get("/healthz")
+            read = client.get(f"/sessions/{uuid.uuid4()}")
+    finally:
+        reset_runtime(previous)
+        dispose_engine()
+    assert (health.status_code, read.status_code) == (503, 503)
+    assert read.json == {"error": "the database is unavailable; try again shortly"}
