@@ -62,7 +62,7 @@ EMAIL_DOMAIN = "example.org"
 
 
 @pytest.fixture
-def database_url(
+def served_database_url(
     pg_server: PgServer, migrated_template: str, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A fresh clone of the database migrated to Alembic head, dropped after the test."""
@@ -72,8 +72,9 @@ def database_url(
 
 
 @pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg2.extensions.connection]:
-    conn = observer_connection(database_url)
+def observer(served_database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """An autocommit connection to the served database: committed state only."""
+    conn = observer_connection(served_database_url)
     try:
         yield conn
     finally:
@@ -375,8 +376,9 @@ def stop_cleanly(server: Gunicorn) -> None:
 
 class TestUnderGunicorn:
     def test_three_workers_answer_the_same_through_every_mode(
-        self, database_url: str, observer: psycopg2.extensions.connection, tmp_path: Path
+        self, served_database_url: str, observer: psycopg2.extensions.connection, tmp_path: Path
     ) -> None:
+        database_url = served_database_url
         env = server_environment(database_url, COMPAT_FLAGS_TTL=FLAGS_TTL)
         with running_gunicorn(
             database_url, tmp_path / "gunicorn.log", workers=3, env=env
@@ -386,8 +388,9 @@ class TestUnderGunicorn:
             stop_cleanly(server)
 
     def test_preloaded_workers_forked_from_a_master_that_used_the_layer(
-        self, database_url: str, observer: psycopg2.extensions.connection, tmp_path: Path
+        self, served_database_url: str, observer: psycopg2.extensions.connection, tmp_path: Path
     ) -> None:
+        database_url = served_database_url
         env = server_environment(database_url, COMPAT_FLAGS_TTL=FLAGS_TTL)
         with running_gunicorn(
             database_url,

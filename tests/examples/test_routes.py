@@ -19,6 +19,8 @@ from tests.fixtures.layer import Layer
 from tests.services.conftest import RecordingSender
 
 DIGEST = hashlib.sha256(b"scan").hexdigest()
+# Fixed, not random: parameter ids must be the same in every pytest-xdist worker.
+MISSING = "00000000-0000-4000-8000-000000000001"
 
 
 @pytest.fixture
@@ -88,12 +90,12 @@ class TestRefusals:
         ("method", "path", "body", "status"),
         [
             ("GET", "/sessions/not-a-uuid", None, 400),
-            ("GET", f"/sessions/{uuid.uuid4()}", None, 404),
+            ("GET", f"/sessions/{MISSING}", None, 404),
             ("GET", "/sessions?limit=abc", None, 400),
             ("GET", "/sessions?limit=101", None, 400),
             ("POST", "/sessions", {"name": ""}, 400),
             ("POST", "/sessions", ["not", "an", "object"], 400),
-            ("PATCH", f"/sessions/{uuid.uuid4()}", {"name": "x"}, 404),
+            ("PATCH", f"/sessions/{MISSING}", {"name": "x"}, 404),
             ("GET", "/nowhere", None, 404),
             ("DELETE", "/sessions", None, 405),
         ],
