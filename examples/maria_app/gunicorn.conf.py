@@ -11,7 +11,7 @@ nothing, and the data layer rebuilds its engine in each forked worker.
 
 import os
 
-from examples.maria_app.serving import worker_exit  # noqa: F401  (a server hook)
+from examples.maria_app.serving import post_fork, worker_exit  # noqa: F401  (server hooks)
 
 bind = os.environ.get("MARIA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))

@@ -1,28 +1,39 @@
 """Example application: gunicorn's server hooks, what each worker process does at its edges.
 
-After the fork nothing is needed: the data layer registers ``os.register_at_fork``
-handlers that drop the engine's pool inherited from the master (without closing
-the master's connections), restart the flag refresher and the observation
-publisher, so a worker builds its own on first use, ``--preload`` or not. On
-exit a worker hands the observations still queued to the publishers and closes
-its pooled connections, so that a restart loses no comparison and leaves no
-backend waiting for a timeout.
+After the fork the data layer needs nothing: its ``os.register_at_fork``
+handlers drop the engine's pool inherited from the master (without closing
+the master's connections) and restart the flag refresher and the observation
+publisher, so a worker builds its own on first use, ``--preload`` or not. The
+``post_fork`` hook only names the worker's connections (libpq's
+``PGAPPNAME``), so that ``pg_stat_activity`` tells which worker holds which.
+On exit a worker hands the observations still queued to the publishers and
+closes its pooled connections, so that a restart loses no comparison and
+leaves no backend waiting for a timeout.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Final
 
 from compat.runtime import get_runtime
 from orm.database import dispose_engine
 
-__all__ = ["DRAIN_SECONDS", "worker_exit"]
+__all__ = ["APPLICATION_NAME", "DRAIN_SECONDS", "post_fork", "worker_exit"]
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME: Final = "maria_app"
+"""The application_name of the workers' connections, followed by the worker's pid."""
 DRAIN_SECONDS: Final = 5.0
 """How long an exiting worker waits for its queued observations to be published."""
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """gunicorn hook, in a new worker: name its connections after it (after PGAPPNAME, if set)."""
+    base = os.environ.get("PGAPPNAME") or APPLICATION_NAME
+    os.environ["PGAPPNAME"] = f"{base} worker {os.getpid()}"
 
 
 def worker_exit(server: Any, worker: Any) -> None:

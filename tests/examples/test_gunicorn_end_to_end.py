@@ -185,7 +185,9 @@ def wait_until_serving(
             if quiet_bursts == 2:
                 return
             continue
-        settle = time.monotonic() + 1.0  # the publisher thread's delay, polled
+        # Published within milliseconds; a burst partly served in the old mode
+        # never gets there, and the next burst tries again.
+        settle = time.monotonic() + 0.3
         while time.monotonic() < settle:
             if observations(observer, PROBE_KEY, mode) - before == size:
                 return
@@ -317,6 +319,15 @@ def compared_keys(observer: psycopg2.extensions.connection, mode: str) -> set[st
         return {key for (key,) in cur.fetchall()}
 
 
+def worker_connection_names(observer: psycopg2.extensions.connection) -> set[str]:
+    with observer.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'maria_app worker %%'"
+        )
+        return {name for (name,) in cur.fetchall()}
+
+
 def personal_data_in(text: str) -> list[str]:
     needles = [NAME, "Châtelet", EMAIL_DOMAIN, "192.0.2.1"]
     return [needle for needle in needles if needle in text]
@@ -337,7 +348,7 @@ def migrate_through_every_mode(
     for mode in MODES:
         before = read_everything(server, sessions)
         flip(database_url, keys, mode)
-        flip(database_url, [PROBE_KEY], mode)
+        flip_probe(database_url, mode)
         wait_until_serving(server, observer, mode, first, workers)
         after = read_everything(server, sessions)
         changed = [name for name in before if before[name] != after[name]]
@@ -346,6 +357,8 @@ def migrate_through_every_mode(
         sessions.append(made)
         assert normalized(answers) == expected, f"{mode}: the writes answered differently"
     assert unmatched(observer) == 0
+    # Each worker served, on connections of its own (named by the post_fork hook).
+    assert len(worker_connection_names(observer)) == workers
     for mode in ("shadow", "live"):
         missing = {*keys, PROBE_KEY} - compared_keys(observer, mode)
         assert not missing, f"never compared in {mode}: {sorted(missing)}"
