@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from sqlalchemy.orm import Session
@@ -79,7 +80,9 @@ def insert_session(
     touches=(_THE_SESSION,),
     calls=calls.session_updates,
 )
-def update_session(db: Session, session_uuid: str, data: SessionUpdate) -> SessionRow | None:
+def update_session(
+    db: Session, session_uuid: str, data: Annotated[Mapping[str, Any], SessionUpdate]
+) -> SessionRow | None:
     return _SESSION.optional(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
 
 

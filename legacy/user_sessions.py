@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Annotated, Any, Final, Literal, TypedDict, cast
 
 from psycopg2 import sql
 
@@ -105,13 +105,15 @@ def insert_session(
     return cast(SessionRow, row)
 
 
-def update_session(session_uuid: str, data: SessionUpdate) -> SessionRow | None:
+def update_session(
+    session_uuid: str, data: Annotated[Mapping[str, Any], SessionUpdate]
+) -> SessionRow | None:
     """Update some of name, email, ip_address, consent_user_data, completed_at.
 
     Sets updated_at to the transaction's time. Returns the updated row, or None
     when the session does not exist. Any other key raises ValueError.
     """
-    values: Mapping[str, Any] = data  # callers pass plain dicts too
+    values = data
     unknown = set(values) - UPDATABLE_FIELDS
     if unknown:
         raise ValueError(

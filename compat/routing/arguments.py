@@ -210,10 +210,13 @@ def rules_for(
     ``int`` (bigint; ``limit`` and ``offset`` from 0; ``*_hours`` a number of
     hours), ``datetime``; a ``Literal`` is a choice; a ``TypedDict`` that is
     not total is an update mapping whose keys are its fields, each checked by
-    its own type. ``overrides`` replaces the rule of a parameter; a type with
-    no rule is a TypeError at declaration, never a silent pass.
+    its own type, also when it annotates a plain ``Mapping`` parameter
+    (``Annotated[Mapping[str, Any], SessionUpdate]``, which keeps the legacy
+    signature what callers type-check against). ``overrides`` replaces the
+    rule of a parameter; a type with no rule is a TypeError at declaration,
+    never a silent pass.
     """
-    hints = typing.get_type_hints(legacy)
+    hints = typing.get_type_hints(legacy, include_extras=True)
     given = dict(overrides or {})
     rules: dict[str, Validator] = {}
     for name in inspect.signature(legacy).parameters:
@@ -228,6 +231,10 @@ def rules_for(
 
 def _rule(name: str, hint: Any, tables: Sequence[str], where: str) -> Validator:
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        # Annotated[Mapping[str, Any], SomeUpdate]: the TypedDict names the keys.
+        described = [m for m in hint.__metadata__ if typing.is_typeddict(m)]
+        return _rule(name, described[0] if described else hint.__origin__, tables, where)
     if origin in (types.UnionType, typing.Union):
         members = [m for m in typing.get_args(hint) if m is not type(None)]
         if len(members) == 1 and len(typing.get_args(hint)) == 2:

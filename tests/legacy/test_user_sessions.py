@@ -350,7 +350,7 @@ class TestUpdateSession:
         session_uuid = seed_session(legacy_db, name="Ada")
 
         with pytest.raises(ValueError, match=r"\['is_email_verified'\]"):
-            update_session(session_uuid, {"name": "Eve", "is_email_verified": True})  # type: ignore[typeddict-unknown-key]
+            update_session(session_uuid, {"name": "Eve", "is_email_verified": True})
 
         row = stored(legacy_db, session_uuid)
         assert row is not None
@@ -365,11 +365,11 @@ class TestUpdateSessionBeforeAnySql:
 
     def test_rejects_an_unknown_key_before_connecting(self) -> None:
         with pytest.raises(ValueError, match="updatable fields are"):
-            update_session(new_uuid(), {"uuid": new_uuid()})  # type: ignore[typeddict-unknown-key]
+            update_session(new_uuid(), {"uuid": new_uuid()})
 
     def test_rejects_a_column_name_injection_before_connecting(self) -> None:
         with pytest.raises(ValueError, match="cannot update"):
-            update_session(new_uuid(), {"name = 'x'; DROP TABLE user_sessions; --": "x"})  # type: ignore[typeddict-unknown-key]
+            update_session(new_uuid(), {"name = 'x'; DROP TABLE user_sessions; --": "x"})
 
     def test_would_otherwise_connect(self) -> None:
         """Guards the two tests above: a valid update does try to reach the server."""

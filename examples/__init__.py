@@ -1,0 +1,1 @@
+"""Example applications built on the service layer (not shipped with the package)."""

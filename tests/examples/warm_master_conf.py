@@ -1,0 +1,35 @@
+"""gunicorn settings for the --preload test: the example's own, and a master that used the layer.
+
+Before forking, the master makes a facade call and then marks one of its
+pooled connections with a query of its own: it holds a pool and a flag store
+that read the table. The workers forked from it must build their own (the
+layer's os.register_at_fork handlers) and never use or close the master's
+connection, whose backend must still show the master's query at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import runpy
+from pathlib import Path
+from typing import Any, Final
+
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "maria_app" / "gunicorn.conf.py"
+globals().update({k: v for k, v in runpy.run_path(str(_EXAMPLE)).items() if not k.startswith("__")})
+
+MASTER_QUERY: Final = "SELECT pg_backend_pid() /* the gunicorn master's own */"
+
+
+def when_ready(server: Any) -> None:
+    """In the master, after the app was preloaded and before any worker is forked."""
+    from compat import user_sessions
+    from orm.database import get_engine
+
+    user_sessions.check_uuid_exists("00000000-0000-0000-0000-000000000000")
+    # In autocommit, so that returning it to the pool sends no ROLLBACK after
+    # the marking query: that query stays the backend's last one.
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        pid = connection.exec_driver_sql(MASTER_QUERY).scalar_one()
+    logging.getLogger("gunicorn.error").info(
+        "master used the data layer before forking; its backend pid is %s", pid
+    )
