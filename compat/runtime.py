@@ -56,6 +56,7 @@ class Runtime:
     def close(self) -> None:
         """Hand over what is still queued, then close this runtime's own connections."""
         self.dispatcher.drain()
+        self.flags.close()
         if self.own_engine is not None:
             self.own_engine.dispose()
 
@@ -88,7 +89,14 @@ def build_runtime(
     counters = CounterPublisher()
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
     return Runtime(
-        flags=FlagStore(registry, environ=environ, ttl_seconds=ttl_seconds, engine=engine_of),
+        flags=FlagStore(
+            registry,
+            environ=environ,
+            ttl_seconds=ttl_seconds,
+            engine=engine_of,
+            # The process's runtime listens for flips; a test's (own environ) does not.
+            listen=environ is None and knobs.flags_listen,
+        ),
         dispatcher=Dispatcher([*chosen, counters]),
         counters=counters,
         raise_on_mismatch=raise_on_mismatch,

@@ -83,6 +83,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_FLAGS", None, serving=False),
     Variable("COMPAT_FLAGS_FILE", None, serving=False),
     Variable("COMPAT_FLAGS_TTL", "5", serving=False),
+    Variable("COMPAT_FLAGS_LISTEN", "1", serving=False),
     Variable("COMPAT_KILL_SWITCH", "0", serving=False),
     Variable("COMPAT_CANDIDATE_TIMEOUT_MS", "2000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
@@ -131,6 +132,8 @@ class Settings:
     flags_text: str | None = None
     flags_file: str | None = None
     flags_ttl_seconds: float = 5.0
+    flags_listen: bool = True
+    """Flips pushed by LISTEN/NOTIFY (off behind a transaction-pooling PgBouncer)."""
     kill_switch: bool = False
     candidate_timeout_ms: int = 2000
     redact: bool = True
@@ -282,6 +285,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         flags_text=flags_text,
         flags_file=flags_file,
         flags_ttl_seconds=_ttl(env, problems),
+        flags_listen=_flag(env, "COMPAT_FLAGS_LISTEN", problems, default=True),
         # A garbled kill switch errs on the safe side: every function on legacy.
         kill_switch=_flag(env, "COMPAT_KILL_SWITCH", problems, default=False, when_bad=True),
         candidate_timeout_ms=_timeout(env, problems),

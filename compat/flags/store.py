@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 import layer_settings
 from compat.errors import FlagError, InvalidFlagValue
+from compat.flags.listener import CHANNEL, FlagListener
 from compat.flags.modes import (
     MODES,
     Entries,
@@ -58,6 +59,7 @@ class FlagStore:
         engine: Callable[[], sa.Engine] = get_engine,
         read_table: Callable[[], Entries] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        listen: bool = False,
     ) -> None:
         # A registry (a mapping) is kept live: a function declared later is known too.
         self._keys: Collection[str] = keys if isinstance(keys, Mapping) else frozenset(keys)
@@ -81,6 +83,8 @@ class FlagStore:
         self._expires_at = float("-inf")
         self._states: dict[str, FlagState] = {}
         self.problems: tuple[str, ...] = ()
+        self.listener = FlagListener(engine, self.refresh) if listen else None
+        """Pushes flips: started with the first read of the table (compat.flags.listener)."""
         self._rebuild()
 
     @property
@@ -137,6 +141,14 @@ class FlagStore:
                 self._expires_at = self._clock() + self.ttl_seconds
                 self._refreshing = False
         self._rebuild()
+        listener = self.listener
+        if listener is not None and not listener.started:
+            listener.start()
+
+    def close(self) -> None:
+        """Stop pushing flips to this store (its listener's thread and connection)."""
+        if self.listener is not None:
+            self.listener.stop()
 
     def _refresh_soon(self) -> None:
         with self._lock:
@@ -179,6 +191,8 @@ class FlagStore:
         self._lock = threading.Lock()
         self._refreshing = False
         self._thread = None
+        if self.listener is not None:
+            self.listener.after_fork()
         # Expired now, so the first call starts a read; a copy that was already
         # older than two TTLs stays so, and that call reads before it serves.
         self._expires_at = min(self._expires_at, self._clock())
@@ -291,6 +305,7 @@ class FlagStore:
                 changes.append(
                     _write_change(connection, key, new_mode, given_rate, who, reason.strip())
                 )
+            _notify(connection)
         self.refresh()
         return changes
 
@@ -310,6 +325,7 @@ class FlagStore:
             if row is None or row.mode != expected.value:
                 return None
             change = _write_change(connection, key, to, None, by, reason)
+            _notify(connection)
         self.refresh()
         return change
 
@@ -340,6 +356,8 @@ class FlagStore:
                 found = _audit(
                     connection, KILL_SWITCH_KEY, "legacy", "off", 1.0, 1.0, who, reason.strip()
                 )
+            if found is not None:
+                _notify(connection)
         self.refresh()
         return found
 
@@ -366,6 +384,11 @@ class FlagStore:
 
 KILL_SWITCH_KEY: Final = "*"
 """The compat_flags row that, present, sends every facade function to legacy."""
+
+
+def _notify(connection: sa.Connection) -> None:
+    # Delivered when the transaction commits, to every process listening.
+    connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
 
 def _write_change(
