@@ -2,7 +2,9 @@
 
 The candidate runs first, in a savepoint that is always rolled back: a write
 candidate then cannot collide with the row the serving side writes, and a
-failing candidate cannot abort the caller's transaction. The serving side's
+failing candidate cannot abort the caller's transaction. A write first locks
+the rows it touches, so that no other writer can change them between the
+candidate and the serving side. The serving side's
 value is always what the caller gets, and its error always propagates.
 """
 
@@ -15,7 +17,7 @@ from typing import Any, Final
 from compat.errors import MismatchError
 from compat.flags.modes import Mode
 from compat.routing.declaration import FacadeFunction, Kind
-from compat.routing.sides import run_isolated, run_side, touched_rows
+from compat.routing.sides import row_locks, run_isolated, run_side, touched_rows
 from compat.routing.unit_of_work import UnitOfWork
 from compat.runtime import Runtime
 from compat.shadow.observation import Observation, Outcome, Side
@@ -42,8 +44,9 @@ def compared_call(
 ) -> Any:
     """Run the candidate and the serving side in ``unit``, publish what both did, serve."""
     serving_side = SERVING[mode]
+    locks = row_locks(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else ""
     candidate = run_isolated(
-        spec, _OTHER[serving_side], unit, args, kwargs, runtime.candidate_timeout_ms
+        spec, _OTHER[serving_side], unit, args, kwargs, runtime.candidate_timeout_ms, first=locks
     )
     started = time.perf_counter()
     try:

@@ -93,6 +93,16 @@ class TouchedRows:
         """
         return _sql(self)
 
+    def lock_sql(self) -> str | None:
+        """``SELECT ... FOR UPDATE`` of these rows (None for a whole table, which is not locked).
+
+        A compared write takes these locks before its candidate runs: the
+        candidate's own row locks go with its rolled-back savepoint, and
+        without them another writer could commit between the candidate and
+        the serving side, which would then see another row (a false mismatch).
+        """
+        return _lock_sql(self)
+
 
 # The comment tells a DBA looking at pg_stat_activity (and the tests) what it is.
 _MARKER = "/* compat: touched rows */"
@@ -121,6 +131,17 @@ def _statement(rows: TouchedRows) -> sa.Select[Any]:
         .where(mapped.c[rows.column] == sa.bindparam("value"))
         .order_by(mapped.c[rows.order_by])
     )
+
+
+@functools.cache
+def _lock_sql(rows: TouchedRows) -> str | None:
+    if rows.column is None:
+        return None
+    mapped = Base.metadata.tables[rows.table]
+    column = mapped.c[rows.column]  # declared names, looked up in the mapped table
+    where = f"{column.name} = %(value)s FOR UPDATE"
+    # Declared identifiers, never caller input; one line, as a DBA reads it.
+    return f"SELECT {_MARKER} 1 FROM {mapped.name} WHERE {where}"  # noqa: S608
 
 
 @functools.cache

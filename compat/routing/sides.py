@@ -19,7 +19,7 @@ from compat.routing.declaration import FacadeFunction, Kind
 from compat.routing.unit_of_work import UnitOfWork, unwrap
 from compat.shadow.observation import Outcome, Side
 
-__all__ = ["run_isolated", "run_side", "touched_rows"]
+__all__ = ["row_locks", "run_isolated", "run_side", "touched_rows"]
 
 
 def run_side(
@@ -48,6 +48,7 @@ def run_isolated(
     kwargs: Mapping[str, Any],
     budget_ms: int = 0,
     read_state: Callable[[UnitOfWork], Any] | None = None,
+    first: str = "",
 ) -> Outcome:
     """Run one side in a savepoint that is always rolled back; never raise, record instead.
 
@@ -55,11 +56,12 @@ def run_isolated(
     ``read_state`` (when given) reads whatever else should be compared, such
     as whole tables. With ``budget_ms``, a statement timeout bounds the run
     (undone with the savepoint). The one error raised is a lost connection:
-    nothing else can run in the unit then.
+    nothing else can run in the unit then. ``first`` is SQL sent with the
+    SAVEPOINT, before it (row_locks).
     """
     started = time.perf_counter()
     try:
-        with unit.rolled_back_savepoint(budget_ms):
+        with unit.rolled_back_savepoint(budget_ms, first):
             value = run_side(spec, side, unit, args, kwargs)
             seconds = time.perf_counter() - started
             rows = touched_rows(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
@@ -71,6 +73,29 @@ def run_isolated(
             raise
         return Outcome(side, error=unwrap(error), seconds=time.perf_counter() - started)
     return Outcome(side, value=value, seconds=seconds, rows=rows, state=state)
+
+
+def row_locks(
+    spec: FacadeFunction, unit: UnitOfWork, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> str:
+    """``SELECT ... FOR UPDATE`` of the rows a write will touch, values quoted, ready to send.
+
+    A compared write sends it with its candidate's SAVEPOINT (no extra round
+    trip): the candidate's own row locks are released with its rolled-back
+    savepoint, while these, taken in the unit's transaction, hold until it
+    ends, so no other writer can change the rows between the candidate and
+    the serving side.
+    """
+    named = spec.arguments(args, kwargs)
+    statements = [
+        (sql, {"value": named[rows.argument]} if rows.argument else {})
+        for rows in spec.touches
+        if (sql := rows.lock_sql()) is not None
+    ]
+    if not statements:
+        return ""
+    with unit.dbapi_connection.cursor() as cursor:
+        return "; ".join(cursor.mogrify(sql, values).decode() for sql, values in statements)
 
 
 def touched_rows(

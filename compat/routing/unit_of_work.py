@@ -153,7 +153,9 @@ class UnitOfWork:
         nested.commit()
 
     @contextmanager
-    def rolled_back_savepoint(self, statement_timeout_ms: int = 0) -> Iterator[None]:
+    def rolled_back_savepoint(
+        self, statement_timeout_ms: int = 0, first: str = ""
+    ) -> Iterator[None]:
         """A SAVEPOINT that is always rolled back: the unit is exactly as before, errors or not.
 
         With ``statement_timeout_ms``, every statement inside is bounded by it
@@ -171,6 +173,9 @@ class UnitOfWork:
                 f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: none)"
             )
         before = "" if self._opening is None else f"{self._opening}; "
+        if first:
+            # SQL ready to send (values already quoted), in the same round trip.
+            before += f"{first.replace('%', '%%')}; "
         after = f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
         self._opening = None
         _savepoint_setup.pending = (before, after if statement_timeout_ms else "")

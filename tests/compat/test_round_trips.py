@@ -85,9 +85,13 @@ class TestRoundTrips:
         self, committed_layer: Layer, traced: WireTrace, mode: str
     ) -> None:
         sent = sent_by_one_call(committed_layer, traced, WRITE, mode)
-        # Writes keep READ COMMITTED, as the legacy code ran them.
-        assert sent[2] == "SAVEPOINT sa_savepoint_1; SET LOCAL statement_timeout = 2000", sent
-        assert sum("/* compat: touched rows */" in query for query in sent) == 2, sent
+        # Writes keep READ COMMITTED, as the legacy code ran them; the touched row
+        # is locked in the same round trip as the candidate's savepoint.
+        assert "FOR UPDATE" in sent[2], sent
+        assert sent[2].endswith("SAVEPOINT sa_savepoint_1; SET LOCAL statement_timeout = 2000"), (
+            sent
+        )
+        assert sum("/* compat: touched rows */" in query for query in sent) == 3, sent
         assert len(sent) == 9, sent
 
     def test_the_next_call_on_a_connection_pays_nothing_for_a_compared_reads_snapshot(
