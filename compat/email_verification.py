@@ -15,7 +15,7 @@ from compat.routing.shapes import legacy_dicts
 from legacy import email_verification as legacy
 from legacy.email_verification import VerificationRow
 from orm.models import UserSession
-from orm.repositories.email_verification import EmailVerificationRepository
+from orm.repositories.email_verification import EmailVerificationRepository, EmailVerificationRows
 
 __all__ = [
     "VerificationRow",
@@ -36,7 +36,7 @@ _ALL_SESSIONS = Rows("user_sessions")
 def verification_row(session: UserSession | Row[Any]) -> VerificationRow:
     """A session's verification state (an instance, or a row of its columns) as legacy gave it."""
     if isinstance(session, Row):
-        # get_state selects exactly the legacy VerificationRow's columns.
+        # The row view's get() selects exactly the legacy VerificationRow's columns.
         return cast(VerificationRow, legacy_dicts([session], ("uuid",))[0])
     return {
         "uuid": str(session.uuid),
@@ -54,7 +54,7 @@ def verification_row(session: UserSession | Row[Any]) -> VerificationRow:
 
 @facade(legacy.get_verification, kind=Kind.READ)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
-    session = EmailVerificationRepository(db).get_state(UUID(session_uuid))
+    session = EmailVerificationRows(db).get(UUID(session_uuid))
     return None if session is None else verification_row(session)
 
 

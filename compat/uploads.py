@@ -16,7 +16,7 @@ from compat.routing.shapes import legacy_dicts
 from legacy import uploads as legacy
 from legacy.uploads import UploadRow, UploadStatsRow
 from orm.models import UploadedFile
-from orm.repositories.uploads import UploadedFileRepository
+from orm.repositories.uploads import UploadedFileRepository, UploadedFileRows
 
 __all__ = [
     "UploadRow",
@@ -52,7 +52,7 @@ def upload_row(upload: UploadedFile | Row[Any]) -> UploadRow:
 
 
 def _upload_rows(rows: Sequence[Row[Any]]) -> list[UploadRow]:
-    # The row methods select UploadedFile's columns, named and typed as the
+    # The row view selects UploadedFile's columns, named and typed as the
     # legacy UploadRow; parity checks that they agree.
     return cast(list[UploadRow], legacy_dicts(rows, ("session_uuid",)))
 
@@ -74,7 +74,7 @@ def record_upload(
     content_type: str | None,
     sha256: str,
 ) -> UploadRow:
-    upload = UploadedFileRepository(db).record_row(
+    upload = UploadedFileRows(db).record(
         session_uuid=UUID(session_uuid),
         filename=filename,
         storage_key=storage_key,
@@ -87,13 +87,13 @@ def record_upload(
 
 @facade(legacy.get_upload, kind=Kind.READ)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
-    upload = UploadedFileRepository(db).get_row(upload_id)
+    upload = UploadedFileRows(db).get_by_id(upload_id)
     return None if upload is None else upload_row(upload)
 
 
 @facade(legacy.list_uploads, kind=Kind.READ)
 def list_uploads(db: Session, session_uuid: str) -> list[UploadRow]:
-    return _upload_rows(UploadedFileRepository(db).list_rows_for_session(UUID(session_uuid)))
+    return _upload_rows(UploadedFileRows(db).list_for_session(UUID(session_uuid)))
 
 
 @facade(legacy.delete_upload, kind=Kind.WRITE, touches=(_THE_UPLOAD,))

@@ -17,7 +17,7 @@ from compat.routing.shapes import legacy_dicts
 from legacy import user_sessions as legacy
 from legacy.user_sessions import SessionOrder, SessionRow
 from orm.models import UserSession
-from orm.repositories.user_sessions import UserSessionRepository
+from orm.repositories.user_sessions import UserSessionRepository, UserSessionRows
 
 __all__ = [
     "SessionRow",
@@ -65,7 +65,7 @@ def session_row(session: UserSession | Row[Any]) -> SessionRow:
 
 
 def _session_rows(rows: Sequence[Row[Any]]) -> list[SessionRow]:
-    # The repositories' row methods select the model's columns, which are
+    # The repositories' row views select the model's columns, which are
     # named and typed as the legacy SessionRow; parity checks that they agree.
     return cast(list[SessionRow], legacy_dicts(rows, ("uuid",)))
 
@@ -81,7 +81,7 @@ def check_uuid_exists(db: Session, session_uuid: str) -> bool:
 
 @facade(legacy.get_session, kind=Kind.READ)
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).get_row(UUID(session_uuid)))
+    return _optional_row(UserSessionRows(db).get_by_uuid(UUID(session_uuid)))
 
 
 @facade(legacy.insert_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
@@ -93,7 +93,7 @@ def insert_session(
     ip_address: str | None = None,
     consent_user_data: bool = False,
 ) -> SessionRow:
-    created = UserSessionRepository(db).create_row(
+    created = UserSessionRows(db).create(
         uuid=UUID(session_uuid),
         name=name,
         email=email,
@@ -105,7 +105,7 @@ def insert_session(
 
 @facade(legacy.update_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
 def update_session(db: Session, session_uuid: str, data: Mapping[str, Any]) -> SessionRow | None:
-    return _optional_row(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
+    return _optional_row(UserSessionRows(db).update(UUID(session_uuid), dict(data)))
 
 
 @facade(legacy.complete_session, kind=Kind.WRITE, touches=(_THE_SESSION,))
@@ -128,14 +128,14 @@ def count_sessions(db: Session) -> int:
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
     texts: set[str] = set()
-    for batch in UserSessionRepository(db).stream_uuid_texts():
+    for batch in UserSessionRows(db).stream_uuids():
         texts.update(batch)
     return texts
 
 
 @facade(legacy.find_sessions_by_email, kind=Kind.READ)
 def find_sessions_by_email(db: Session, email: str) -> list[SessionRow]:
-    return _session_rows(UserSessionRepository(db).find_rows_by_email(email))
+    return _session_rows(UserSessionRows(db).find_by_email(email))
 
 
 @facade(legacy.list_sessions, kind=Kind.READ, arguments={"order": choice(legacy.ORDERS)})
@@ -150,7 +150,7 @@ def list_sessions(
     created_before: datetime | None = None,
     order: SessionOrder = "-created_at",
 ) -> list[SessionRow]:
-    sessions = UserSessionRepository(db).list_session_rows(
+    sessions = UserSessionRows(db).list_sessions(
         limit=limit,
         offset=offset,
         verified=verified,
