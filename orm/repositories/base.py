@@ -390,5 +390,8 @@ class RowView(BaseRepository[ModelT, Row[Any]]):
     def _all(self, statement: Executable, params: Mapping[str, Any]) -> builtins.list[Row[Any]]:
         """Every row of the statement, as columns, in order."""
         with self._scope() as session:
-            rows = self._connection(session).execute(statement, params).all()
-        return cast("builtins.list[Row[Any]]", rows)  # Result.all() builds a list
+            # Result.all() builds a list; typing.cast would cost a call on every read.
+            rows: builtins.list[Row[Any]] = (
+                self._connection(session).execute(statement, params).all()  # type: ignore[assignment]
+            )
+        return rows

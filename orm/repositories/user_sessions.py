@@ -173,7 +173,16 @@ class UserSessionOperations(BaseRepository[UserSession, ReadT], Generic[ReadT, U
             filters.append(Filter("created_at", "ge", created_after))
         if created_before is not None:
             filters.append(Filter("created_at", "lt", created_before))
-        return self.list(filters, order=order, limit=limit, offset=offset)
+        statement, params = self._select(
+            "list_sessions",
+            filters,
+            order=order,
+            limit=limit,
+            offset=offset,
+            after=None,
+            count=False,
+        )
+        return self._all(statement, params)
 
     @operation
     def delete_abandoned(self, older_than_hours: int) -> int:
