@@ -5,6 +5,11 @@ given, or a session of its own per call). ``UserSessionRepository.get_by_uuid(ke
 is the same call on a new standalone repository: it opens a session, commits
 it when the call succeeds (rolls back when it raises) and closes it. What it
 returns stays readable: the session factory keeps instances unexpired.
+
+A subclass reaches the inherited operation with ``super().update(...)``;
+``BaseRepository.update(self, ...)`` would be a class-level call, on a new
+standalone repository. On an instance, the lookup costs one Python-level
+``__get__`` (about 0.1 us) more than a plain method.
 """
 
 from __future__ import annotations
