@@ -97,21 +97,18 @@ class UploadedFileOperations(BaseRepository[UploadedFile, ReadT]):
         sha256: str,
     ) -> ReadT:
         """Record an uploaded file's metadata and return the stored row."""
-        where = self._where("record")
-        columns = self._model.columns
-        params = {
-            "set_session_uuid": self._session_key(session_uuid, "record"),
-            "set_filename": filename,
-            "set_storage_key": storage_key,
-            "set_size_bytes": size_bytes,
-            "set_content_type": content_type,
-            "set_sha256": sha256,
-        }
-        for key in ("filename", "storage_key", "size_bytes", "content_type", "sha256"):
-            column = columns[key]
-            value = params[f"set_{key}"]
-            if type(value) is not column.python_type:
-                column.check(value, where)
+        # Bound as set_<column>, the names _RECORD's parameters have.
+        _, params = self._model.set_values(
+            {
+                "session_uuid": session_uuid,
+                "filename": filename,
+                "storage_key": storage_key,
+                "size_bytes": size_bytes,
+                "content_type": content_type,
+                "sha256": sha256,
+            },
+            self._where("record"),
+        )
         recorded = self._one(_RECORD, params)
         assert recorded is not None  # INSERT ... RETURNING returns the row or raises
         return recorded
