@@ -59,10 +59,10 @@ class UserSessionOperations(BaseRepository[UserSession, ReadT], Generic[ReadT, U
     """Chat sessions, the rows of user_sessions: every operation, whichever view reads return.
 
     Use ``UserSessionRepository`` (instances) or ``UserSessionRows`` (rows).
-    Inherited and meant for use here: ``exists(session_uuid)``,
-    ``create_many(rows)``, ``delete(session_uuid)`` (for good; the database
-    cascades to the uploads) and ``count()``. Every ``session_uuid`` is a
-    ``uuid.UUID`` or its text in any spelling PostgreSQL accepts.
+    Inherited and meant for use here: ``create_many(rows)`` and ``count()``.
+    Every ``session_uuid`` is a ``uuid.UUID`` or its text in any spelling
+    PostgreSQL accepts. ``exists`` and ``delete`` are BaseRepository's,
+    restated only to type their argument.
     """
 
     model = UserSession
@@ -75,6 +75,12 @@ class UserSessionOperations(BaseRepository[UserSession, ReadT], Generic[ReadT, U
         """The session, or None when there is none."""
         key = self._key(session_uuid, "get_by_uuid")
         return self._one(self._model.get_by_id, {PK_PARAM: key})
+
+    @operation
+    def exists(self, session_uuid: uuid.UUID | str, /) -> bool:
+        """Whether the session exists."""
+        key = self._key(session_uuid, "exists")
+        return bool(self._scalar(self._model.exists, {PK_PARAM: key}))
 
     @operation
     def create(self, /, *, session_uuid: uuid.UUID | str | None = None, **values: Any) -> ReadT:
@@ -110,6 +116,12 @@ class UserSessionOperations(BaseRepository[UserSession, ReadT], Generic[ReadT, U
                 f"updatable fields are {sorted(UPDATABLE_FIELDS)}"
             )
         return super().update(session_uuid, data)
+
+    @operation
+    def delete(self, session_uuid: uuid.UUID | str, /) -> bool:
+        """Delete the session for good (the database cascades to its uploads); False if missing."""
+        key = self._key(session_uuid, "delete")
+        return self._rowcount(self._model.delete, {PK_PARAM: key}) == 1
 
     @operation
     def complete(self, session_uuid: uuid.UUID | str) -> bool:
