@@ -16,7 +16,7 @@ from compat.verify import calls
 from legacy import email_verification as legacy
 from legacy.email_verification import VerificationRow
 from orm.models import UserSession
-from orm.repositories.email_verification import EmailVerificationRepository
+from orm.repositories.email_verification import EmailVerificationRepository, EmailVerificationRows
 
 __all__ = [
     "VerificationRow",
@@ -40,7 +40,7 @@ verification_row = _VERIFICATION.one
 
 @facade(legacy.get_verification, shape=Shape.POINT_READ, calls=calls.by_session)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
-    session = EmailVerificationRepository(db).get_state(UUID(session_uuid))
+    session = EmailVerificationRows(db).get(UUID(session_uuid))
     return None if session is None else _VERIFICATION.one(session)
 
 

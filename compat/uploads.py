@@ -13,7 +13,7 @@ from compat.routing.shapes import LegacyShape
 from compat.verify import calls
 from legacy import uploads as legacy
 from legacy.uploads import UploadRow, UploadStatsRow
-from orm.repositories.uploads import UploadedFileRepository
+from orm.repositories.uploads import UploadedFileRepository, UploadedFileRows
 
 __all__ = [
     "UploadRow",
@@ -53,7 +53,7 @@ def record_upload(
     content_type: str | None,
     sha256: str,
 ) -> UploadRow:
-    upload = UploadedFileRepository(db).record_row(
+    upload = UploadedFileRows(db).record(
         session_uuid=UUID(session_uuid),
         filename=filename,
         storage_key=storage_key,
@@ -66,13 +66,13 @@ def record_upload(
 
 @facade(legacy.get_upload, shape=Shape.POINT_READ, calls=calls.by_upload)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
-    upload = UploadedFileRepository(db).get_row(upload_id)
+    upload = UploadedFileRows(db).get_by_id(upload_id)
     return _UPLOAD.optional(upload)
 
 
 @facade(legacy.list_uploads, shape=Shape.LIST, calls=calls.by_session_with_uploads)
 def list_uploads(db: Session, session_uuid: str) -> list[UploadRow]:
-    return _UPLOAD.many(UploadedFileRepository(db).list_rows_for_session(UUID(session_uuid)))
+    return _UPLOAD.many(UploadedFileRows(db).list_for_session(UUID(session_uuid)))
 
 
 @facade(legacy.delete_upload, shape=Shape.ROW_DELETE, touches=(_THE_UPLOAD,), calls=calls.by_upload)

@@ -16,7 +16,7 @@ from compat.routing.shapes import LegacyShape
 from compat.verify import calls
 from legacy import user_sessions as legacy
 from legacy.user_sessions import SessionOrder, SessionRow, SessionUpdate
-from orm.repositories.user_sessions import UserSessionRepository
+from orm.repositories.user_sessions import UserSessionRepository, UserSessionRows
 
 __all__ = [
     "SessionRow",
@@ -50,7 +50,7 @@ def check_uuid_exists(db: Session, session_uuid: str) -> bool:
 
 @facade(legacy.get_session, shape=Shape.POINT_READ, calls=calls.by_session)
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
-    return _SESSION.optional(UserSessionRepository(db).get_row(UUID(session_uuid)))
+    return _SESSION.optional(UserSessionRows(db).get_by_uuid(UUID(session_uuid)))
 
 
 @facade(
@@ -64,7 +64,7 @@ def insert_session(
     ip_address: str | None = None,
     consent_user_data: bool | None = False,
 ) -> SessionRow:
-    created = UserSessionRepository(db).create_row(
+    created = UserSessionRows(db).create(
         uuid=UUID(session_uuid),
         name=name,
         email=email,
@@ -83,7 +83,7 @@ def insert_session(
 def update_session(
     db: Session, session_uuid: str, data: Annotated[Mapping[str, Any], SessionUpdate]
 ) -> SessionRow | None:
-    return _SESSION.optional(UserSessionRepository(db).update_row(UUID(session_uuid), dict(data)))
+    return _SESSION.optional(UserSessionRows(db).update(UUID(session_uuid), dict(data)))
 
 
 @facade(
@@ -115,7 +115,7 @@ def count_sessions(db: Session) -> int:
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
     texts: set[str] = set()
-    for batch in UserSessionRepository(db).stream_uuid_texts():
+    for batch in UserSessionRows(db).stream_uuids():
         texts.update(batch)
     return texts
 
@@ -128,7 +128,7 @@ def list_session_uuids(db: Session) -> set[str]:
     arguments={"email": optional(text())},
 )
 def find_sessions_by_email(db: Session, email: str) -> list[SessionRow]:
-    return _SESSION.many(UserSessionRepository(db).find_rows_by_email(email))
+    return _SESSION.many(UserSessionRows(db).find_by_email(email))
 
 
 @facade(legacy.list_sessions, shape=Shape.PAGE, calls=calls.session_pages)
@@ -143,7 +143,7 @@ def list_sessions(
     created_before: datetime | None = None,
     order: SessionOrder = "-created_at",
 ) -> list[SessionRow]:
-    sessions = UserSessionRepository(db).list_session_rows(
+    sessions = UserSessionRows(db).list_sessions(
         limit=limit,
         offset=offset,
         verified=verified,

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from compat.errors import InvalidArgument
 from orm.models import Base
+from orm.repositories.uuids import UUID_TEXT
 
 __all__ = [
     "NON_NEGATIVE",
@@ -43,7 +44,7 @@ MAX_UTC_OFFSET: Final = timedelta(hours=16)
 
 # Exactly what PostgreSQL's uuid input accepts (and Python's UUID() too):
 # 32 hex digits, an optional hyphen after any group of four, optional braces.
-_UUID = re.compile(r"(\{)?[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}(?(1)\})")
+_UUID = UUID_TEXT  # the ORM side's, so both sides accept exactly the same spellings
 # The form nearly every caller passes, tried first: it matches three times faster.
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 

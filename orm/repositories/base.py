@@ -1,5 +1,23 @@
 """ORM side: BaseRepository[ModelT], the generic repository every model's repository builds on.
 
+One method per operation; two views of what reads return:
+
+- A repository (``UserSessionRepository(session)``) returns model instances.
+- Its row view (``UserSessionRows(session)``, or ``repository.rows`` on the
+  same session) has the very same methods, returning SQLAlchemy ``Row``s of
+  the columns instead: for callers that only read values, such as the compat
+  layer building the legacy dicts. Rows skip instance loading, the identity
+  map and the Session's execution pipeline (see ``_connection``).
+
+The view is chosen by the class, not by an argument, so neither view pays a
+branch per call and each method has one signature that mypy types exactly:
+``BaseRepository[ModelT, ReadT]`` is generic in what reads return (ModelT
+unless said otherwise), and ``RowView`` is the mixin that makes ReadT a Row.
+
+Every public operation is an ``@operation``: ``repo.get_by_id(key)`` runs in
+``repo``'s scope, and ``UserSessionRepository.get_by_id(key)`` on the class
+is a standalone call (a session of its own, committed and closed).
+
 Rules every repository follows:
 
 - The caller owns the transaction. A repository bound to a session only ever
@@ -13,7 +31,9 @@ Rules every repository follows:
   readable after its session closed (it may be older than the row by then).
 - Column names from a caller are looked up among the model's mapped columns,
   never passed to ``getattr``; values are type-checked before any SQL runs, so
-  bad input cannot abort the caller's transaction.
+  bad input cannot abort the caller's transaction. A uuid may be given as a
+  ``uuid.UUID`` or as its text in any spelling PostgreSQL accepts; other text
+  is a ValueError naming the method and the argument.
 """
 
 from __future__ import annotations
@@ -21,16 +41,18 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, cast
 
 import psycopg2.extensions
 from sqlalchemy import Connection, CursorResult, Executable, Row
 from sqlalchemy.orm import Session
+from typing_extensions import TypeVar
 
 from orm.database import get_db_session
 from orm.models import Base
 from orm.repositories.bulk import copy_batches, send
 from orm.repositories.mapping import PK_PARAM, describe
+from orm.repositories.operation import operation
 from orm.repositories.query import (
     Filter,
     FilterOp,
@@ -43,9 +65,11 @@ from orm.repositories.query import (
     update_statement,
 )
 
-__all__ = ["BaseRepository"]
+__all__ = ["BaseRepository", "ModelT", "ReadT", "RowView"]
 
 ModelT = TypeVar("ModelT", bound=Base)
+#: What reads return: instances of the model, or rows of its columns (RowView).
+ReadT = TypeVar("ReadT", default=ModelT)
 
 # Instances come back fresh from their rows; nothing else in the session is
 # touched (see the module docstring).
@@ -55,10 +79,11 @@ _FRESH: Final[Mapping[str, Any]] = {"populate_existing": True, "synchronize_sess
 _STREAM_BATCH: Final = 10_000
 
 
-class BaseRepository(Generic[ModelT]):
+class BaseRepository(Generic[ModelT, ReadT]):
     """Generic reads and writes of one model, and the session scope every repository uses.
 
-    A subclass names its model: ``class Things(BaseRepository[Thing]): model = Thing``.
+    A subclass names its model: ``class Things(BaseRepository[Thing]): model = Thing``;
+    ``class ThingRows(RowView[Thing]): model = Thing`` is its row view.
     Given a Session the caller owns, the repository runs every call in it
     and never commits; given none, each call runs in a session of its own
     that commits when the call succeeds.
@@ -69,9 +94,12 @@ class BaseRepository(Generic[ModelT]):
     """
 
     model: type[ModelT]
+    #: How errors name the primary key a caller passes (``session_uuid``, say).
+    key_argument: ClassVar[str] = "id"
 
     def __init__(self, session: Session | None = None) -> None:
         self._model = describe(self.model)
+        self._session = session
         # Built once: entering it costs next to nothing on every call.
         self._bound = None if session is None else nullcontext(session)
 
@@ -85,29 +113,29 @@ class BaseRepository(Generic[ModelT]):
         """How errors name the method: ``UserSessionRepository.update``."""
         return f"{type(self).__name__}.{method}"
 
-    def _check_key(self, key: object, method: str) -> None:
-        """Raise TypeError unless ``key`` has the primary key's type (a UUID, an int)."""
+    def _key(self, key: Any, method: str) -> Any:
+        """``key`` as the primary key's type: a UUID (or a uuid's text), an int; else raise."""
         pk = self._model.pk
-        if type(key) is not pk.python_type:
-            pk.check(key, self._where(method))
-
-    def _check(self, method: str, **values: object) -> None:
-        """Raise before any SQL runs unless every value fits its column's type."""
-        self._model.check_values(values, self._where(method))
+        if type(key) is pk.python_type:
+            return key
+        return pk.coerce(key, self._where(method), self.key_argument)
 
     # The only places that talk to the session.
 
-    def _one(self, statement: Executable, params: Mapping[str, Any]) -> ModelT | None:
-        """The instance the statement returns, fresh from its row, or None."""
+    def _one(self, statement: Executable, params: Mapping[str, Any]) -> ReadT | None:
+        """What a read returns for the statement's one row: its instance, fresh, or None.
+
+        RowView overrides this and ``_all`` to return rows instead.
+        """
         with self._scope() as session:
             found = session.scalars(statement, params, execution_options=_FRESH).one_or_none()
-        return cast("ModelT | None", found)
+        return cast("ReadT | None", found)
 
-    def _all(self, statement: Executable, params: Mapping[str, Any]) -> builtins.list[ModelT]:
-        """Every instance the statement returns, fresh from the rows, in order."""
+    def _all(self, statement: Executable, params: Mapping[str, Any]) -> builtins.list[ReadT]:
+        """What a read returns for every row of the statement: instances, fresh, in order."""
         with self._scope() as session:
             found = session.scalars(statement, params, execution_options=_FRESH).all()
-        return cast("builtins.list[ModelT]", found)
+        return cast("builtins.list[ReadT]", found)
 
     # Statements whose results are not instances need none of the ORM's
     # execution pipeline (identity map, loading, ORM compile state at run
@@ -130,13 +158,8 @@ class BaseRepository(Generic[ModelT]):
         # what session.connection() would hand back too, at a higher price.
         return bind if isinstance(bind, Connection) else session.connection()
 
-    def _row(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
-        """The one row (columns, not an instance) the statement returns, or None."""
-        with self._scope() as session:
-            return self._connection(session).execute(statement, params).one_or_none()
-
     def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
-        """Every row of a statement, as columns (never instances)."""
+        """Every row of a statement, as columns (never instances), whatever the view."""
         with self._scope() as session:
             return self._connection(session).execute(statement, params).all()
 
@@ -171,24 +194,25 @@ class BaseRepository(Generic[ModelT]):
 
     # Generic operations.
 
-    def get_by_id(self, id: Any, /) -> ModelT | None:
+    @operation
+    def get_by_id(self, id: Any, /) -> ReadT | None:
         """The row with this primary key (a live one, for soft-deleted models), or None."""
-        self._check_key(id, "get_by_id")
-        return self._one(self._model.get_by_id, {PK_PARAM: id})
+        return self._one(self._model.get_by_id, {PK_PARAM: self._key(id, "get_by_id")})
 
+    @operation
     def exists(self, id: Any, /) -> bool:
         """Whether a row with this primary key exists (and is live)."""
-        self._check_key(id, "exists")
-        return bool(self._scalar(self._model.exists, {PK_PARAM: id}))
+        return bool(self._scalar(self._model.exists, {PK_PARAM: self._key(id, "exists")}))
 
-    def create(self, **values: Any) -> ModelT:
+    @operation
+    def create(self, /, **values: Any) -> ReadT:
         """Insert one row from column values; return it as stored, with its defaults."""
-        keys = self._model.check_values(values, self._where("create"))
-        params = {f"set_{key}": values[key] for key in keys}
+        keys, params = self._model.set_values(values, self._where("create"))
         created = self._one(insert_statement(self._model, keys), params)
         assert created is not None  # INSERT ... RETURNING returns the row or raises
         return created
 
+    @operation
     def create_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert many rows (mappings of column values) through COPY; return how many.
 
@@ -204,26 +228,28 @@ class BaseRepository(Generic[ModelT]):
             dbapi = session.connection().connection.dbapi_connection
             return send(cast(psycopg2.extensions.connection, dbapi), batches)
 
-    def update(self, id: Any, data: Mapping[str, Any], /) -> ModelT | None:
+    @operation
+    def update(self, id: Any, data: Mapping[str, Any], /) -> ReadT | None:
         """Set these columns (and updated_at, where the model has it); return the new row.
 
         None when there is no such (live) row.
         """
-        self._check_key(id, "update")
-        keys = self._model.check_values(data, self._where("update"))
+        key = self._key(id, "update")
+        keys, params = self._model.set_values(data, self._where("update"))
         if not keys and self._model.touch is None:
-            return self.get_by_id(id)
-        params = {PK_PARAM: id, **{f"set_{key}": data[key] for key in keys}}
+            return self.get_by_id(key)
+        params[PK_PARAM] = key
         return self._one(update_statement(self._model, keys), params)
 
+    @operation
     def delete(self, id: Any, /) -> bool:
         """Delete the row: soft (stamp deleted_at) where the model has that column, else for good.
 
         False when there is no such (live) row.
         """
-        self._check_key(id, "delete")
-        return self._rowcount(self._model.delete, {PK_PARAM: id}) == 1
+        return self._rowcount(self._model.delete, {PK_PARAM: self._key(id, "delete")}) == 1
 
+    @operation
     def count(self, filters: Sequence[Filter] = ()) -> int:
         """How many (live) rows match every filter."""
         statement, params = self._select(
@@ -231,6 +257,7 @@ class BaseRepository(Generic[ModelT]):
         )
         return int(self._scalar(statement, params))
 
+    @operation
     def list(
         self,
         filters: Sequence[Filter] = (),
@@ -239,7 +266,7 @@ class BaseRepository(Generic[ModelT]):
         limit: int | None = None,
         offset: int = 0,
         after: SortKey | None = None,
-    ) -> builtins.list[ModelT]:
+    ) -> builtins.list[ReadT]:
         """One page of (live) rows matching every filter.
 
         ``order`` takes ``Order`` values or strings (``"-created_at"`` is
@@ -253,50 +280,7 @@ class BaseRepository(Generic[ModelT]):
         )
         return self._all(statement, params)
 
-    # The same operations returning rows (the model's columns, in table order)
-    # instead of instances: for callers that only read values, such as the
-    # compat layer building the legacy dicts, they skip instance loading and
-    # the identity map. They run on the session's connection without the
-    # Session's execution pipeline (see _connection).
-
-    def get_row(self, id: Any, /) -> Row[Any] | None:
-        """``get_by_id`` as a row of columns, or None."""
-        self._check_key(id, "get_row")
-        return self._row(self._model.get_by_id, {PK_PARAM: id})
-
-    def create_row(self, **values: Any) -> Row[Any]:
-        """``create`` returning the stored row as columns."""
-        keys = self._model.check_values(values, self._where("create_row"))
-        params = {f"set_{key}": values[key] for key in keys}
-        created = self._row(insert_statement(self._model, keys), params)
-        assert created is not None  # INSERT ... RETURNING returns the row or raises
-        return created
-
-    def update_row(self, id: Any, data: Mapping[str, Any], /) -> Row[Any] | None:
-        """``update`` returning the new row as columns; None when there is no such (live) row."""
-        self._check_key(id, "update_row")
-        keys = self._model.check_values(data, self._where("update_row"))
-        if not keys and self._model.touch is None:
-            return self.get_row(id)
-        params = {PK_PARAM: id, **{f"set_{key}": data[key] for key in keys}}
-        return self._row(update_statement(self._model, keys), params)
-
-    def list_rows(
-        self,
-        filters: Sequence[Filter] = (),
-        *,
-        order: OrderSpec | Sequence[OrderSpec] = (),
-        limit: int | None = None,
-        offset: int = 0,
-        after: SortKey | None = None,
-    ) -> Sequence[Row[Any]]:
-        """``list`` as rows of columns (``after`` takes the same sort key)."""
-        statement, params = self._select(
-            "list_rows", filters, order=order, limit=limit, offset=offset, after=after, count=False
-        )
-        return self._rows(statement, params)
-
-    def sort_key(self, row: ModelT, order: OrderSpec | Sequence[OrderSpec] = ()) -> SortKey:
+    def sort_key(self, row: ReadT, order: OrderSpec | Sequence[OrderSpec] = ()) -> SortKey:
         """The row's values of the ordering columns, primary key last: for ``list(after=...)``."""
         resolved = self._order(order, self._where("sort_key"))
         return tuple(getattr(row, key) for key, _ in resolved)
@@ -386,3 +370,28 @@ class BaseRepository(Generic[ModelT]):
             if value is not None:
                 params[f"k{i}"] = value
         return tuple(nulls)
+
+
+class RowView(BaseRepository[ModelT, Row[Any]]):
+    """Mixin: the same repository whose reads return rows of columns, not instances.
+
+    Rows are the model's columns in table order (or what the statement
+    selects), read on the session's connection without the Session's
+    execution pipeline: no instance loading, no identity map.
+    ``class ThingRows(RowView[Thing], ThingOperations[Row[Any]])`` is the
+    row view of a repository whose operations live in ``ThingOperations``.
+    """
+
+    def _one(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+        """The one row the statement returns, as columns, or None."""
+        with self._scope() as session:
+            return self._connection(session).execute(statement, params).one_or_none()
+
+    def _all(self, statement: Executable, params: Mapping[str, Any]) -> builtins.list[Row[Any]]:
+        """Every row of the statement, as columns, in order."""
+        with self._scope() as session:
+            # Result.all() builds a list; typing.cast would cost a call on every read.
+            rows: builtins.list[Row[Any]] = (
+                self._connection(session).execute(statement, params).all()  # type: ignore[assignment]
+            )
+        return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from sqlalchemy import (
     DateTime,
@@ -22,11 +22,18 @@ from sqlalchemy import (
 )
 
 from orm.models import UserSession
-from orm.repositories.base import BaseRepository
+from orm.repositories.base import BaseRepository, RowView
 from orm.repositories.clock import hours_ago, now
 from orm.repositories.mapping import PK_PARAM
+from orm.repositories.operation import operation
 
-__all__ = ["EmailVerificationRepository"]
+__all__ = [
+    "EmailVerificationOperations",
+    "EmailVerificationRepository",
+    "EmailVerificationRows",
+]
+
+ReadT = TypeVar("ReadT")
 
 
 def _set(**values: Any) -> Update:
@@ -38,6 +45,9 @@ def _set(**values: Any) -> Update:
     )
 
 
+_BY_KEY = UserSession.uuid == bindparam(PK_PARAM, type_=UserSession.uuid.type)
+_SESSION: Final = select(UserSession).where(_BY_KEY)
+# What the row view's get() reads: the legacy VerificationRow's columns alone.
 _STATE: Final = select(
     UserSession.uuid,
     UserSession.email,
@@ -49,7 +59,7 @@ _STATE: Final = select(
     UserSession.resend_attempts,
     UserSession.max_resend_attempts,
     UserSession.last_resend_at,
-).where(UserSession.uuid == bindparam(PK_PARAM, type_=UserSession.uuid.type))
+).where(_BY_KEY)
 
 _SET_CODE: Final = _set(
     verification_code=bindparam("code", type_=String(6)),
@@ -82,47 +92,57 @@ _CLEANUP_EXPIRED: Final = (
 )
 
 
-class EmailVerificationRepository(BaseRepository[UserSession]):
+class EmailVerificationOperations(BaseRepository[UserSession, ReadT]):
     """A session's email verification: its code, attempts, resends and verified flag.
 
-    Every write sets updated_at to CURRENT_TIMESTAMP and returns False when
-    the session does not exist.
+    Use ``EmailVerificationRepository`` (instances) or ``EmailVerificationRows``
+    (rows). Every write sets updated_at to CURRENT_TIMESTAMP and returns False
+    when the session does not exist. Every ``session_uuid`` is a
+    ``uuid.UUID`` or its text in any spelling PostgreSQL accepts.
     """
 
     model = UserSession
+    key_argument = "session_uuid"
+    #: What get() selects: the whole session, or (row view) the verification state.
+    _get: ClassVar[Executable]
 
-    def get(self, session_uuid: uuid.UUID) -> UserSession | None:
-        """The session (whose verification columns are the state), or None."""
-        self._check_key(session_uuid, "get")
-        return self._one(self._model.get_by_id, {PK_PARAM: session_uuid})
+    @operation
+    def get(self, session_uuid: uuid.UUID | str) -> ReadT | None:
+        """The session's verification state, or None when there is no such session.
 
-    def get_state(self, session_uuid: uuid.UUID) -> Row[Any] | None:
-        """The verification state alone, as a row: uuid, email and the verification columns."""
-        self._check_key(session_uuid, "get_state")
-        return self._row(_STATE, {PK_PARAM: session_uuid})
+        An instance: the whole session, whose verification columns are the
+        state. A row (row view): uuid, email and the verification columns alone.
+        """
+        return self._one(self._get, {PK_PARAM: self._key(session_uuid, "get")})
 
-    def set_code(self, session_uuid: uuid.UUID, code: str, expires_at: datetime) -> bool:
+    @operation
+    def set_code(self, session_uuid: uuid.UUID | str, code: str, expires_at: datetime) -> bool:
         """Store a new code and its expiry; reset the attempts and the verified flag."""
         return self._write(
             "set_code", _SET_CODE, session_uuid, {"code": code, "expires_at": expires_at}
         )
 
-    def increment_attempts(self, session_uuid: uuid.UUID) -> bool:
+    @operation
+    def increment_attempts(self, session_uuid: uuid.UUID | str) -> bool:
         """Count one more attempt at entering the code."""
         return self._write("increment_attempts", _INCREMENT_ATTEMPTS, session_uuid)
 
-    def increment_resend_attempts(self, session_uuid: uuid.UUID) -> bool:
+    @operation
+    def increment_resend_attempts(self, session_uuid: uuid.UUID | str) -> bool:
         """Count one more resend of the code and remember when it happened."""
         return self._write("increment_resend_attempts", _INCREMENT_RESEND_ATTEMPTS, session_uuid)
 
-    def mark_verified(self, session_uuid: uuid.UUID) -> bool:
+    @operation
+    def mark_verified(self, session_uuid: uuid.UUID | str) -> bool:
         """Mark the email verified and clear the code and its expiry."""
         return self._write("mark_verified", _MARK_VERIFIED, session_uuid)
 
-    def reset(self, session_uuid: uuid.UUID) -> bool:
+    @operation
+    def reset(self, session_uuid: uuid.UUID | str) -> bool:
         """Clear code, expiry, both attempt counters, last_resend_at and the verified flag."""
         return self._write("reset", _RESET, session_uuid)
 
+    @operation
     def cleanup_expired(self, older_than_hours: int = 24) -> int:
         """Clear code and expiry of unverified sessions whose code expired over N hours ago."""
         return self._rowcount(_CLEANUP_EXPIRED, {"hours": older_than_hours})
@@ -131,8 +151,25 @@ class EmailVerificationRepository(BaseRepository[UserSession]):
         self,
         method: str,
         statement: Executable,
-        session_uuid: uuid.UUID,
+        session_uuid: uuid.UUID | str,
         params: dict[str, Any] | None = None,
     ) -> bool:
-        self._check_key(session_uuid, method)
-        return self._rowcount(statement, {**(params or {}), "session_uuid": session_uuid}) == 1
+        key = self._key(session_uuid, method)
+        return self._rowcount(statement, {**(params or {}), "session_uuid": key}) == 1
+
+
+class EmailVerificationRepository(EmailVerificationOperations[UserSession]):
+    """Email verification returning UserSession instances; ``rows`` is the same on rows."""
+
+    _get = _SESSION
+
+    @property
+    def rows(self) -> EmailVerificationRows:
+        """The row view on the same session (or standalone, as this one is)."""
+        return EmailVerificationRows(self._session)
+
+
+class EmailVerificationRows(RowView[UserSession], EmailVerificationOperations[Row[Any]]):
+    """Email verification returning rows: get() reads the VerificationRow's columns alone."""
+
+    _get = _STATE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -13,6 +14,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from orm.models import Base
 from orm.repositories.clock import now
+from orm.repositories.uuids import as_uuid
 
 __all__ = ["SOFT_DELETE_COLUMN", "TOUCH_COLUMN", "ColumnInfo", "ModelInfo", "describe"]
 
@@ -41,6 +43,18 @@ class ColumnInfo:
         problem = self.mismatch(value)
         if problem is not None:
             raise TypeError(f"{where}: {problem}")
+
+    def coerce(self, value: Any, where: str, argument: str | None = None) -> Any:
+        """``value`` as the column stores it: checked as ``check`` does, a uuid's text parsed.
+
+        ``argument`` names the value in errors (default: the column's key).
+        """
+        if value is None or type(value) is self.python_type:
+            return value
+        if self.python_type is uuid.UUID:
+            return as_uuid(value, where, argument or self.key)
+        self.check(value, where)
+        return value
 
     def mismatch(self, value: object) -> str | None:
         """What is wrong with ``value`` for this column, or None when it fits."""
@@ -93,11 +107,16 @@ class ModelInfo:
             )
         return column
 
-    def check_values(self, values: Mapping[str, Any], where: str) -> tuple[str, ...]:
-        """Check names and types of column values; return the names, sorted."""
-        for key, value in values.items():
-            self.column(key, where).check(value, where)
-        return tuple(sorted(values))
+    def set_values(
+        self, values: Mapping[str, Any], where: str
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """Check column values; return their names, sorted, and the values bound as set_<name>.
+
+        A uuid column takes a uuid's text too (see ``ColumnInfo.coerce``).
+        """
+        keys = tuple(sorted(values))
+        params = {f"set_{key}": self.column(key, where).coerce(values[key], where) for key in keys}
+        return keys, params
 
 
 def _python_type(column: Any) -> type[Any]:

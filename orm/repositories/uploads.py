@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import BigInteger, Row, bindparam, cast, func, insert, select
 
 from orm.models import UploadedFile, UserSession
-from orm.repositories.base import BaseRepository
+from orm.repositories.base import BaseRepository, RowView
+from orm.repositories.operation import operation
+from orm.repositories.uuids import as_uuid
 
-__all__ = ["UploadStats", "UploadedFileRepository"]
+__all__ = ["UploadStats", "UploadedFileOperations", "UploadedFileRepository", "UploadedFileRows"]
+
+ReadT = TypeVar("ReadT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,92 +73,59 @@ _STATS: Final = (
 )
 
 
-class UploadedFileRepository(BaseRepository[UploadedFile]):
-    """Uploaded files' metadata; deleting one is a soft delete (deleted_at), hidden from reads.
+class UploadedFileOperations(BaseRepository[UploadedFile, ReadT]):
+    """Uploaded files' metadata: every operation, whichever view reads return.
 
-    Inherited and meant for use here: ``get_by_id(id)`` (live uploads only)
-    and ``delete(id)`` (soft; False when missing or already deleted).
+    Use ``UploadedFileRepository`` (instances) or ``UploadedFileRows`` (rows).
+    Deleting one is a soft delete (deleted_at), hidden from reads. Inherited
+    and meant for use here: ``get_by_id(id)`` (live uploads only) and
+    ``delete(id)`` (soft; False when missing or already deleted). Every
+    ``session_uuid`` is a ``uuid.UUID`` or its text in any spelling
+    PostgreSQL accepts.
     """
 
     model = UploadedFile
 
+    @operation
     def record(
         self,
-        session_uuid: uuid.UUID,
+        session_uuid: uuid.UUID | str,
         filename: str,
         storage_key: str,
         size_bytes: int,
         content_type: str | None,
         sha256: str,
-    ) -> UploadedFile:
+    ) -> ReadT:
         """Record an uploaded file's metadata and return the stored row."""
-        params = self._record_params(
-            "record", session_uuid, filename, storage_key, size_bytes, content_type, sha256
+        # Bound as set_<column>, the names _RECORD's parameters have.
+        _, params = self._model.set_values(
+            {
+                "session_uuid": session_uuid,
+                "filename": filename,
+                "storage_key": storage_key,
+                "size_bytes": size_bytes,
+                "content_type": content_type,
+                "sha256": sha256,
+            },
+            self._where("record"),
         )
         recorded = self._one(_RECORD, params)
         assert recorded is not None  # INSERT ... RETURNING returns the row or raises
         return recorded
 
-    def record_row(
-        self,
-        session_uuid: uuid.UUID,
-        filename: str,
-        storage_key: str,
-        size_bytes: int,
-        content_type: str | None,
-        sha256: str,
-    ) -> Row[Any]:
-        """``record`` returning the stored row as columns."""
-        params = self._record_params(
-            "record_row", session_uuid, filename, storage_key, size_bytes, content_type, sha256
-        )
-        recorded = self._row(_RECORD, params)
-        assert recorded is not None  # INSERT ... RETURNING returns the row or raises
-        return recorded
-
-    def _record_params(
-        self,
-        method: str,
-        session_uuid: uuid.UUID,
-        filename: str,
-        storage_key: str,
-        size_bytes: int,
-        content_type: str | None,
-        sha256: str,
-    ) -> dict[str, Any]:
-        self._check(
-            method,
-            session_uuid=session_uuid,
-            filename=filename,
-            storage_key=storage_key,
-            size_bytes=size_bytes,
-            content_type=content_type,
-            sha256=sha256,
-        )
-        return {
-            "set_session_uuid": session_uuid,
-            "set_filename": filename,
-            "set_storage_key": storage_key,
-            "set_size_bytes": size_bytes,
-            "set_content_type": content_type,
-            "set_sha256": sha256,
-        }
-
-    def list_for_session(self, session_uuid: uuid.UUID) -> list[UploadedFile]:
+    @operation
+    def list_for_session(self, session_uuid: uuid.UUID | str) -> list[ReadT]:
         """A session's live uploads, oldest first (ties by id)."""
-        self._check("list_for_session", session_uuid=session_uuid)
-        return self._all(_LIST_FOR_SESSION, {"session_uuid": session_uuid})
+        key = self._session_key(session_uuid, "list_for_session")
+        return self._all(_LIST_FOR_SESSION, {"session_uuid": key})
 
-    def list_rows_for_session(self, session_uuid: uuid.UUID) -> Sequence[Row[Any]]:
-        """``list_for_session`` as rows of columns."""
-        self._check("list_rows_for_session", session_uuid=session_uuid)
-        return self._rows(_LIST_FOR_SESSION, {"session_uuid": session_uuid})
-
-    def total_bytes(self, session_uuid: uuid.UUID) -> int:
+    @operation
+    def total_bytes(self, session_uuid: uuid.UUID | str) -> int:
         """The sizes of a session's live uploads, summed (0 when there are none)."""
-        self._check("total_bytes", session_uuid=session_uuid)
-        return int(self._scalar(_TOTAL_BYTES, {"session_uuid": session_uuid}))
+        key = self._session_key(session_uuid, "total_bytes")
+        return int(self._scalar(_TOTAL_BYTES, {"session_uuid": key}))
 
+    @operation
     def stats(self, limit: int = 20) -> list[UploadStats]:
         """Per session with live uploads: count, bytes and latest upload; biggest first.
 
@@ -169,3 +139,22 @@ class UploadedFileRepository(BaseRepository[UploadedFile]):
             )
             for row in self._rows(_STATS, {"limit": limit})
         ]
+
+    def _session_key(self, session_uuid: uuid.UUID | str, method: str) -> uuid.UUID:
+        """The session_uuid argument as a UUID (its text parsed), before any SQL runs."""
+        if type(session_uuid) is uuid.UUID:
+            return session_uuid
+        return as_uuid(session_uuid, self._where(method), "session_uuid")
+
+
+class UploadedFileRepository(UploadedFileOperations[UploadedFile]):
+    """Uploaded files' metadata as UploadedFile instances; ``rows`` is the same on rows."""
+
+    @property
+    def rows(self) -> UploadedFileRows:
+        """The row view on the same session (or standalone, as this one is)."""
+        return UploadedFileRows(self._session)
+
+
+class UploadedFileRows(RowView[UploadedFile], UploadedFileOperations[Row[Any]]):
+    """Uploaded files' metadata as rows of uploaded_files' columns: the compat path."""

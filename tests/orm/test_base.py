@@ -93,9 +93,24 @@ class TestGetById:
         assert rows.get_by_id(uuid.uuid4()) is None
 
     def test_rejects_a_key_of_the_wrong_type_before_any_sql(
+        self, files: UploadRows, connection: sa.Connection
+    ) -> None:
+        with pytest.raises(TypeError, match=r"UploadRows.get_by_id: id takes int, not str"):
+            files.get_by_id("1")
+        assert value(connection, "SELECT 1") == 1  # the transaction is not aborted
+
+    def test_takes_a_uuid_key_as_its_text(
         self, rows: SessionRows, connection: sa.Connection
     ) -> None:
-        with pytest.raises(TypeError, match=r"SessionRows.get_by_id: uuid takes UUID, not str"):
+        key = add_session(connection)
+        found = rows.get_by_id(key.hex.upper())
+        assert found is not None
+        assert found.uuid == key
+
+    def test_rejects_malformed_uuid_text_before_any_sql(
+        self, rows: SessionRows, connection: sa.Connection
+    ) -> None:
+        with pytest.raises(ValueError, match=r"SessionRows.get_by_id: id 'not-a-uuid' is not a"):
             rows.get_by_id("not-a-uuid")
         assert value(connection, "SELECT 1") == 1  # the transaction is not aborted
 

@@ -74,12 +74,26 @@ class TestRecord:
             uploads.record(owner, "a.txt", f"uploads/{owner}/a.txt", -1, None, SHA)
         assert getattr(raised.value.orig, "pgcode", None) == "23514"
 
-    def test_rejects_a_session_uuid_given_as_text_before_any_sql(
+    def test_takes_the_session_uuid_as_text(
         self, uploads: UploadedFileRepository, connection: sa.Connection
     ) -> None:
-        owner = str(add_session(connection))
-        with pytest.raises(TypeError, match="record: session_uuid takes UUID, not str"):
-            uploads.record(owner, "a.txt", "k", 1, None, SHA)  # type: ignore[arg-type]
+        owner = add_session(connection)
+        recorded = uploads.record(str(owner).upper(), "a.txt", f"k/{owner}", 1, None, SHA)
+        assert recorded.session_uuid == owner
+
+    def test_rejects_a_malformed_session_uuid_before_any_sql(
+        self, uploads: UploadedFileRepository, connection: sa.Connection
+    ) -> None:
+        with pytest.raises(ValueError, match="record: session_uuid 'nope' is not a uuid"):
+            uploads.record("nope", "a.txt", "k", 1, None, SHA)
+        assert value(connection, "SELECT 1") == 1
+
+    def test_rejects_a_value_of_the_wrong_type_before_any_sql(
+        self, uploads: UploadedFileRepository, connection: sa.Connection
+    ) -> None:
+        owner = add_session(connection)
+        with pytest.raises(TypeError, match="record: size_bytes takes int, not str"):
+            uploads.record(owner, "a.txt", "k", "1", None, SHA)  # type: ignore[arg-type]
         assert value(connection, "SELECT 1") == 1
 
 

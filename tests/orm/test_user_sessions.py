@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -62,9 +63,37 @@ class TestGetByUuid:
     ) -> None:
         assert user_sessions.get_by_uuid(uuid.uuid4()) is None
 
-    def test_rejects_a_uuid_given_as_text(self, user_sessions: UserSessionRepository) -> None:
-        with pytest.raises(TypeError, match="get_by_uuid: uuid takes UUID, not str"):
-            user_sessions.get_by_uuid(str(uuid.uuid4()))  # type: ignore[arg-type]
+    @pytest.mark.parametrize(
+        "spell",
+        [str, lambda key: str(key).upper(), lambda key: key.hex, lambda key: f"{{{key}}}"],
+        ids=["canonical", "upper-case", "no-hyphens", "braces"],
+    )
+    def test_takes_the_uuid_as_text_in_any_spelling_postgresql_accepts(
+        self,
+        user_sessions: UserSessionRepository,
+        connection: sa.Connection,
+        spell: Callable[[uuid.UUID], str],
+    ) -> None:
+        key = add_session(connection)
+        found = user_sessions.get_by_uuid(spell(key))
+        assert found is not None
+        assert found.uuid == key
+
+    @pytest.mark.parametrize(
+        "text", ["not-a-uuid", "urn:uuid:a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", ""]
+    )
+    def test_rejects_malformed_text_naming_method_and_argument_before_any_sql(
+        self, user_sessions: UserSessionRepository, connection: sa.Connection, text: str
+    ) -> None:
+        with pytest.raises(ValueError, match=r"get_by_uuid: session_uuid .* is not a uuid"):
+            user_sessions.get_by_uuid(text)
+        assert value(connection, "SELECT 1") == 1  # the transaction is still usable
+
+    def test_rejects_a_key_that_is_neither_uuid_nor_text(
+        self, user_sessions: UserSessionRepository
+    ) -> None:
+        with pytest.raises(TypeError, match=r"get_by_uuid: session_uuid takes a uuid\.UUID"):
+            user_sessions.get_by_uuid(42)  # type: ignore[arg-type]
 
 
 class TestCreate:
@@ -274,11 +303,11 @@ class TestListUuids:
     ) -> None:
         assert user_sessions.list_uuids() == set()
 
-    def test_streams_them_as_the_canonical_text_of_the_same_uuids(
+    def test_the_row_view_streams_them_as_the_canonical_text_of_the_same_uuids(
         self, user_sessions: UserSessionRepository, empty_tables: sa.Connection
     ) -> None:
         keys = {add_session(empty_tables) for _ in range(3)}
-        texts = [text for batch in user_sessions.stream_uuid_texts() for text in batch]
+        texts = [text for batch in user_sessions.rows.stream_uuids() for text in batch]
         assert all(type(text) is str for text in texts)
         assert {uuid.UUID(text) for text in texts} == keys
         assert texts == [str(uuid.UUID(text)) for text in texts]  # lower case, hyphenated
