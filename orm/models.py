@@ -126,10 +126,13 @@ class CompatFlag(Base):
     sample_rate: Mapped[float] = mapped_column(Double, server_default=text("1"))
     updated_by: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+    percent: Mapped[float] = mapped_column(Double, server_default=text("100"))
+    """The share of calls (by session where the function has one) the mode serves."""
 
     __table_args__ = (
         CheckConstraint("mode IN ('legacy', 'shadow', 'live', 'orm')", name="mode"),
         CheckConstraint("sample_rate >= 0 AND sample_rate <= 1", name="sample_rate"),
+        CheckConstraint("percent >= 0 AND percent <= 100", name="percent"),
     )
 
 
@@ -147,6 +150,8 @@ class CompatFlagAudit(Base):
     changed_by: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+    old_percent: Mapped[float | None] = mapped_column(Double)
+    new_percent: Mapped[float | None] = mapped_column(Double)
 
     __table_args__ = (
         CheckConstraint("btrim(reason) <> ''", name="reason"),

@@ -91,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     setting.add_argument("--by", help="who (default: the OS user)")
     setting.add_argument("--sample", type=float, help="comparison sample rate, 0..1")
     setting.add_argument(
+        "--percent",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help=(
+            "ramp: MODE serves P%% of calls (sticky by session uuid where the function takes "
+            "one, else random per call), the stage before serves the rest (default 100)"
+        ),
+    )
+    setting.add_argument(
         "--force",
         action="store_true",
         help="step forward without the evidence; the audit records it was forced, and why not",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from compat.cli.output import EXIT_FAILED, EXIT_OK, table
 from compat.errors import InvalidFlagValue, UnknownFlag
-from compat.flags.modes import Mode, check_key, parse_mode, parse_sample_rate
+from compat.flags.modes import Mode, check_key, parse_mode, parse_percent, parse_sample_rate
 from compat.rollout.gates import evidence, gate, next_step
 from compat.rollout.guard import GUARD, watch
 from compat.runtime import get_runtime
@@ -31,13 +31,27 @@ def flags_list(args: argparse.Namespace, out: TextIO) -> int:
         connection.execute(sa.text("SELECT 1 FROM compat_flags LIMIT 1"))
     states = store.states()
     table(
-        [(s.key, s.mode.value, s.source, f"{s.sample_rate:g}") for s in states],
-        ("key", "mode", "source", "sample"),
+        [(s.key, s.mode.value, s.source, f"{s.sample_rate:g}", _ramp(s.percent)) for s in states],
+        ("key", "mode", "source", "sample", "ramp"),
         out,
     )
     for problem in store.problems:
         out.write(f"warning: {problem} (ignored)\n")
     return EXIT_OK
+
+
+def _ramp(percent: float | None) -> str:
+    return "-" if percent is None or percent >= 100 else f"{percent:g}%"
+
+
+def _ramped(percent: float | None) -> str:
+    """``, ramp 10%`` for a ramped flag, nothing for a whole one."""
+    return "" if percent is None or percent >= 100 else f", ramp {percent:g}%"
+
+
+def _at(percent: float | None) -> str:
+    """`` 10%`` after a ramped mode in the history."""
+    return "" if percent is None or percent >= 100 else f" {percent:g}%"
 
 
 def _keys(pattern: str, keys: Collection[str]) -> list[str]:
@@ -77,6 +91,7 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
         raise InvalidFlagValue(f"{args.key}: a reason is required for every flag change")
     if args.sample is not None:
         parse_sample_rate(args.key, args.sample)
+    parse_percent(args.key, args.percent)
     current = {state.key: state.mode for state in store.states()}
     refused: list[str] = []
     forced: list[str] = []
@@ -104,12 +119,15 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
     reason = args.reason
     if forced:
         reason = f"{reason} [forced past the gate: {'; '.join(forced)}]"
-    changes = store.set_many(keys, mode.value, reason=reason, by=args.by, sample_rate=args.sample)
+    changes = store.set_many(
+        keys, mode.value, reason=reason, by=args.by, sample_rate=args.sample, percent=args.percent
+    )
     effective = {state.key: state for state in store.states()}
     for change in changes:
         out.write(
             f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
-            f"(sample {change.new_sample_rate:g}) by {change.changed_by}: {change.reason}\n"
+            f"(sample {change.new_sample_rate:g}{_ramped(change.new_percent)}) "
+            f"by {change.changed_by}: {change.reason}\n"
         )
         state = effective[change.key]
         if state.source != "table":
@@ -177,7 +195,7 @@ def flags_history(args: argparse.Namespace, out: TextIO) -> int:
             (
                 c.changed_at.isoformat(sep=" ", timespec="seconds"),
                 c.key,
-                f"{c.old_mode or '-'} -> {c.new_mode}",
+                f"{c.old_mode or '-'} -> {c.new_mode}{_at(c.new_percent)}",
                 f"{c.new_sample_rate:g}",
                 c.changed_by,
                 c.reason,

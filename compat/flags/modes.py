@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from compat.errors import InvalidFlagValue, UnknownFlag
 
 __all__ = [
     "MODES",
     "Entries",
+    "Entry",
     "FlagChange",
     "FlagState",
     "Mode",
     "check_key",
     "parse_mode",
+    "parse_percent",
     "parse_sample_rate",
 ]
 
@@ -46,6 +49,8 @@ class FlagState:
     mode: Mode
     sample_rate: float = 1.0
     source: str = "default"
+    percent: float = 100.0
+    """The share of calls the mode serves; the others get the stage before (a ramp)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +65,20 @@ class FlagChange:
     changed_by: str
     reason: str
     changed_at: datetime
+    old_percent: float | None = None
+    new_percent: float | None = None
 
 
-Entries = dict[str, tuple[Mode, float | None]]
-"""Per key: its mode and, when given, its sample rate."""
+class Entry(NamedTuple):
+    """One source's flag of one key: its mode and, where the source gives them, rate and ramp."""
+
+    mode: Mode
+    sample_rate: float | None = None
+    percent: float | None = None
+
+
+Entries = dict[str, Entry]
+"""Per key: what one source says of its flag."""
 
 
 def parse_mode(key: str, value: object) -> Mode:
@@ -96,3 +111,16 @@ def check_key(key: str, keys: Collection[str]) -> str:
     if key not in keys:
         raise UnknownFlag(f"unknown flag key {key!r}; valid keys are: {', '.join(sorted(keys))}")
     return key
+
+
+def parse_percent(key: str, value: object) -> float:
+    """``value`` as a ramp percentage, above 0 and at most 100; InvalidFlagValue otherwise."""
+    try:
+        percent = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        percent = math.nan
+    if not 0.0 < percent <= 100.0:
+        raise InvalidFlagValue(
+            f"{key}: a ramp is a percentage above 0 and at most 100, not {value!r}"
+        )
+    return percent

@@ -16,7 +16,7 @@ from typing import Final
 import sqlalchemy as sa
 
 from compat.errors import FlagError, InvalidFlagValue
-from compat.flags.modes import Entries, check_key, parse_mode, parse_sample_rate
+from compat.flags.modes import Entries, Entry, check_key, parse_mode, parse_sample_rate
 
 __all__ = ["READ_TIMEOUT_MS", "parse_env_flags", "parse_file_flags", "read_table"]
 
@@ -46,7 +46,7 @@ def parse_env_flags(text: str, keys: Collection[str], problems: list[str] | None
             mode_text, _, rate_text = value.strip().partition(":")
             targets = sorted(keys) if key == "*" else [check_key(key, keys)]
             parsed = {
-                target: (
+                target: Entry(
                     parse_mode(target, mode_text),
                     parse_sample_rate(target, rate_text) if rate_text else None,
                 )
@@ -81,12 +81,12 @@ def parse_file_flags(
                 if unknown:
                     raise InvalidFlagValue(f"{key} has unknown fields {sorted(unknown)}")
                 rate = value.get("sample_rate")
-                entries[key] = (
+                entries[key] = Entry(
                     parse_mode(key, value.get("mode")),
                     None if rate is None else parse_sample_rate(key, rate),
                 )
             else:
-                entries[key] = (parse_mode(key, value), None)
+                entries[key] = Entry(parse_mode(key, value))
 
         _entry(problems, f"{path}: entry {key!r}", parse)
     return entries
@@ -98,5 +98,10 @@ def read_table(engine: sa.Engine) -> Entries:
         # A locked table must not stall the first facade call, which waits for
         # the first read: give up quickly and serve the defaults meanwhile.
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
-        rows = connection.execute(sa.text("SELECT key, mode, sample_rate FROM compat_flags"))
-        return {key: (parse_mode(key, mode), float(rate)) for key, mode, rate in rows}
+        rows = connection.execute(
+            sa.text("SELECT key, mode, sample_rate, percent FROM compat_flags")
+        )
+        return {
+            key: Entry(parse_mode(key, mode), float(rate), float(percent))
+            for key, mode, rate, percent in rows
+        }

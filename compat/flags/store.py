@@ -10,6 +10,7 @@ import time
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,11 +22,13 @@ from compat.flags.listener import CHANNEL, FlagListener
 from compat.flags.modes import (
     MODES,
     Entries,
+    Entry,
     FlagChange,
     FlagState,
     Mode,
     check_key,
     parse_mode,
+    parse_percent,
     parse_sample_rate,
 )
 from compat.flags.sources import parse_env_flags, parse_file_flags
@@ -251,13 +254,15 @@ class FlagStore:
             return
         finally:
             problems.extend(f"{source}: {problem}" for problem in found)
-        for key, (mode, rate) in entries.items():
+        for key, value in entries.items():
+            entry = Entry(*value)
             current = states[key]
             states[key] = replace(
                 current,
-                mode=mode,
-                sample_rate=current.sample_rate if rate is None else rate,
+                mode=entry.mode,
+                sample_rate=current.sample_rate if entry.sample_rate is None else entry.sample_rate,
                 source=source,
+                percent=100.0 if entry.percent is None else entry.percent,
             )
 
     # -- writing ---------------------------------------------------------
@@ -270,10 +275,13 @@ class FlagStore:
         reason: str,
         by: str | None = None,
         sample_rate: float | None = None,
+        percent: float = 100.0,
     ) -> FlagChange:
         """Set a flag in the ``compat_flags`` table and write the audit row, in one transaction."""
         check_key(key, self.keys)
-        [change] = self.set_many([key], mode, reason=reason, by=by, sample_rate=sample_rate)
+        [change] = self.set_many(
+            [key], mode, reason=reason, by=by, sample_rate=sample_rate, percent=percent
+        )
         return change
 
     def set_many(
@@ -284,6 +292,7 @@ class FlagStore:
         reason: str,
         by: str | None = None,
         sample_rate: float | None = None,
+        percent: float = 100.0,
     ) -> list[FlagChange]:
         """Set every key's flag and write an audit row for each, all in one transaction.
 
@@ -298,12 +307,13 @@ class FlagStore:
         if not reason or not reason.strip():
             raise InvalidFlagValue(f"{first}: a reason is required for every flag change")
         given_rate = None if sample_rate is None else parse_sample_rate(first, sample_rate)
+        ramp = parse_percent(first, percent)
         who = by or _os_user()
         changes = []
         with self._engine().begin() as connection:
             for key in keys:
                 changes.append(
-                    _write_change(connection, key, new_mode, given_rate, who, reason.strip())
+                    _write_change(connection, key, new_mode, given_rate, who, reason.strip(), ramp)
                 )
             _notify(connection)
         self.refresh()
@@ -354,7 +364,17 @@ class FlagStore:
                     sa.text("DELETE FROM compat_flags WHERE key = :key"), {"key": KILL_SWITCH_KEY}
                 )
                 found = _audit(
-                    connection, KILL_SWITCH_KEY, "legacy", "off", 1.0, 1.0, who, reason.strip()
+                    connection,
+                    FlagChange(
+                        KILL_SWITCH_KEY,
+                        "legacy",
+                        "off",
+                        1.0,
+                        1.0,
+                        who,
+                        reason.strip(),
+                        datetime.min,
+                    ),
                 )
             if found is not None:
                 _notify(connection)
@@ -373,7 +393,7 @@ class FlagStore:
             check_key(key, self.keys)
         query = (
             "SELECT key, old_mode, new_mode, old_sample_rate, new_sample_rate, changed_by, "
-            "reason, changed_at FROM compat_flag_audit "
+            "reason, changed_at, old_percent, new_percent FROM compat_flag_audit "
             "WHERE CAST(:key AS text) IS NULL OR key = :key "
             "ORDER BY changed_at DESC, id DESC LIMIT :limit"
         )
@@ -398,55 +418,60 @@ def _write_change(
     given_rate: float | None,
     who: str,
     reason: str,
+    percent: float = 100.0,
 ) -> FlagChange:
     old = connection.execute(
-        sa.text("SELECT mode, sample_rate FROM compat_flags WHERE key = :key FOR UPDATE"),
+        sa.text("SELECT mode, sample_rate, percent FROM compat_flags WHERE key = :key FOR UPDATE"),
         {"key": key},
     ).first()
     rate = given_rate if given_rate is not None else (float(old.sample_rate) if old else 1.0)
     connection.execute(
         sa.text(
-            "INSERT INTO compat_flags (key, mode, sample_rate, updated_by) "
-            "VALUES (:key, :mode, :rate, :by) ON CONFLICT (key) DO UPDATE SET "
+            "INSERT INTO compat_flags (key, mode, sample_rate, percent, updated_by) "
+            "VALUES (:key, :mode, :rate, :percent, :by) ON CONFLICT (key) DO UPDATE SET "
             "mode = EXCLUDED.mode, sample_rate = EXCLUDED.sample_rate, "
-            "updated_by = EXCLUDED.updated_by, updated_at = CURRENT_TIMESTAMP"
+            "percent = EXCLUDED.percent, updated_by = EXCLUDED.updated_by, "
+            "updated_at = CURRENT_TIMESTAMP"
         ),
-        {"key": key, "mode": mode.value, "rate": rate, "by": who},
+        {"key": key, "mode": mode.value, "rate": rate, "percent": percent, "by": who},
     )
-    old_rate = float(old.sample_rate) if old else None
-    return _audit(
-        connection, key, old.mode if old else None, mode.value, old_rate, rate, who, reason
+    before = FlagChange(
+        key,
+        old.mode if old else None,
+        mode.value,
+        float(old.sample_rate) if old else None,
+        rate,
+        who,
+        reason,
+        changed_at=datetime.min,
+        old_percent=float(old.percent) if old else None,
+        new_percent=percent,
     )
+    return _audit(connection, before)
 
 
-def _audit(
-    connection: sa.Connection,
-    key: str,
-    old_mode: str | None,
-    new_mode: str,
-    old_rate: float | None,
-    new_rate: float,
-    who: str,
-    reason: str,
-) -> FlagChange:
+def _audit(connection: sa.Connection, change: FlagChange) -> FlagChange:
+    """Write ``change`` to the audit; it comes back with the database's time of it."""
     changed_at = connection.execute(
         sa.text(
             "INSERT INTO compat_flag_audit (key, old_mode, new_mode, old_sample_rate, "
-            "new_sample_rate, changed_by, reason) "
-            "VALUES (:key, :old_mode, :new_mode, :old_rate, :new_rate, :by, :reason) "
-            "RETURNING changed_at"
+            "new_sample_rate, old_percent, new_percent, changed_by, reason) "
+            "VALUES (:key, :old_mode, :new_mode, :old_sample_rate, :new_sample_rate, "
+            ":old_percent, :new_percent, :changed_by, :reason) RETURNING changed_at"
         ),
         {
-            "key": key,
-            "old_mode": old_mode,
-            "new_mode": new_mode,
-            "old_rate": old_rate,
-            "new_rate": new_rate,
-            "by": who,
-            "reason": reason,
+            "key": change.key,
+            "old_mode": change.old_mode,
+            "new_mode": change.new_mode,
+            "old_sample_rate": change.old_sample_rate,
+            "new_sample_rate": change.new_sample_rate,
+            "old_percent": change.old_percent,
+            "new_percent": change.new_percent,
+            "changed_by": change.changed_by,
+            "reason": change.reason,
         },
     ).scalar_one()
-    return FlagChange(key, old_mode, new_mode, old_rate, new_rate, who, reason, changed_at)
+    return replace(change, changed_at=changed_at)
 
 
 def _os_user() -> str:

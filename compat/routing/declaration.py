@@ -149,6 +149,9 @@ def _sql(rows: TouchedRows) -> str:
     return str(_statement(rows).compile(dialect=psycopg2_dialect()))  # type: ignore[no-untyped-call]
 
 
+STICKY: Final = "session_uuid"
+"""The argument a percentage ramp is sticky by."""
+
 Calls = Callable[..., Sequence[Any]]
 """How `compat verify` and the bench call a function: ``calls(samples, n, rng)`` (see
 compat.verify.calls, where the builders are)."""
@@ -178,6 +181,9 @@ class FacadeFunction:
     positional: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     """Parameters without a default: a call missing one is refused before any SQL."""
+    sticky: int | None = None
+    """Where the call's session uuid is (its position; by name ``session_uuid``): a ramp
+    chooses by it, so one session always sees one side; None: chosen per call."""
     autocommit: bool = False
     """A read that needs no transaction of its own: called outside a unit of work, it runs
     in autocommit, without the BEGIN and COMMIT round trips (each statement is atomic, and
@@ -240,6 +246,7 @@ class FacadeFunction:
                 for name, parameter in parameters.items()
                 if parameter.default is inspect.Parameter.empty
             ),
+            sticky=list(parameters).index(STICKY) if STICKY in parameters else None,
             autocommit=shape.kind is Kind.READ and not needs_transaction,
         )
 

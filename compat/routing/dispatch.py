@@ -1,6 +1,7 @@
 """Compat layer: the facade decorator, and one facade call from top to bottom.
 
-A call validates its arguments, resolves its function's mode, and either
+A call validates its arguments, resolves its function's mode (and, when the
+function is ramped, whether this call is inside the ramp), and either
 serves from one side (``legacy``, ``orm``, or a compared mode's unsampled
 call) or runs the compared call (compat.routing.compared), which also runs
 the candidate side and publishes the observation.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import random
+import uuid
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
@@ -20,6 +23,7 @@ from compat.routing.arguments import Validator
 from compat.routing.compared import SERVING, compared_call
 from compat.routing.declaration import (
     REGISTRY,
+    STICKY,
     Calls,
     FacadeFunction,
     Kind,
@@ -38,6 +42,14 @@ R = TypeVar("R")
 
 _SNAPSHOT: Final = "REPEATABLE READ"
 _UNCOMPARED: Final = frozenset({Mode.LEGACY, Mode.ORM})
+_STAGE_BEFORE: Final = {
+    Mode.LEGACY: Mode.LEGACY,
+    Mode.SHADOW: Mode.LEGACY,
+    Mode.LIVE: Mode.SHADOW,
+    Mode.ORM: Mode.LIVE,
+}
+"""What a call outside a ramp gets: the stage before the ramped mode."""
+_BUCKETS: Final = 10_000
 
 
 def facade(
@@ -98,6 +110,8 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     runtime = get_runtime()
     state = runtime.flags.resolve(spec.key)
     mode = state.mode
+    if state.percent < 100.0 and not _in_ramp(spec, state.percent, args, kwargs):
+        mode = _STAGE_BEFORE[mode]
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):
         side = SERVING[mode]
         return in_unit(
@@ -114,3 +128,24 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
         _SNAPSHOT if spec.kind is Kind.READ else None,
     )
+
+
+def _in_ramp(
+    spec: FacadeFunction, percent: float, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> bool:
+    """Whether this call is inside a ``percent`` ramp: sticky by session uuid, else at random.
+
+    A session's bucket is a hash of its uuid (any spelling of it gives the
+    same one), so it stays on one side while the percentage stands, and a
+    higher percentage only adds sessions. The bucket does not depend on the
+    function: one session is in or out of every ramp at the same percentage.
+    """
+    index = spec.sticky
+    value = None
+    if index is not None:
+        value = args[index] if index < len(args) else kwargs.get(STICKY)
+    if isinstance(value, str):
+        bucket = zlib.crc32(uuid.UUID(value).bytes) % _BUCKETS
+    else:
+        bucket = random.randrange(_BUCKETS)
+    return bucket < percent * (_BUCKETS / 100)

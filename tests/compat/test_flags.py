@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import layer_settings
 from compat import user_sessions
 from compat.errors import InvalidFlagValue, UnknownFlag
-from compat.flags.modes import MODES, Entries, FlagChange, FlagState, Mode
+from compat.flags.modes import MODES, Entries, Entry, FlagChange, FlagState, Mode
 from compat.flags.sources import parse_env_flags, parse_file_flags
 from compat.flags.store import DEFAULT_TTL_SECONDS, FlagStore
 from compat.routing.declaration import REGISTRY
@@ -235,8 +235,8 @@ class TestTheEnvironmentVariable:
 
     def test_modes_and_rates_are_parsed_per_key(self) -> None:
         assert parse_env_flags(f"{KEY}=shadow:0.25,{OTHER}=orm", KEYS) == {
-            KEY: (Mode.SHADOW, 0.25),
-            OTHER: (Mode.ORM, None),
+            KEY: Entry(Mode.SHADOW, 0.25),
+            OTHER: Entry(Mode.ORM, None),
         }
 
     def test_a_running_store_ignores_a_refused_entry_keeps_the_others_and_logs_it_once(
@@ -598,7 +598,9 @@ class TestOverlappingReads:
         key = "user_sessions.get_session"
         first_read_may_finish = threading.Event()
         first_read_started = threading.Event()
-        answers: Iterator[Entries] = iter([{key: (Mode.SHADOW, 1.0)}, {key: (Mode.ORM, 1.0)}])
+        answers: Iterator[Entries] = iter(
+            [{key: Entry(Mode.SHADOW, 1.0)}, {key: Entry(Mode.ORM, 1.0)}]
+        )
 
         def read_table() -> Entries:
             answer = next(answers)
