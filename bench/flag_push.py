@@ -31,7 +31,7 @@ from compat.routing.declaration import REGISTRY
 
 key, flips = sys.argv[1], int(sys.argv[2])
 store = FlagStore(REGISTRY, ttl_seconds=600, listen=True)
-store.refresh()
+store.resolve(key)  # the first call starts the listener
 assert store.listener is not None and store.listener.connected.wait(20)
 print("ready", flush=True)
 seen, changes = store.resolve(key).mode, 0

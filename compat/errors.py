@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CompatError",
+    "FlagChangedMeanwhile",
     "FlagError",
     "InvalidArgument",
     "InvalidFlagValue",
@@ -37,6 +38,10 @@ class FlagError(CompatError, ValueError):
 
 class UnknownFlag(FlagError):
     """A flag named a key that is not a facade function; the message lists the valid keys."""
+
+
+class FlagChangedMeanwhile(FlagError):
+    """A flag changed between the decision to change it and the change (a guard, a colleague)."""
 
 
 class InvalidFlagValue(FlagError):

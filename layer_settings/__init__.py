@@ -107,8 +107,11 @@ class DatabaseSettings:
     driver suffix dropped), or None when the POSTGRES_* variables apply.
     """
 
-    parameters: Mapping[str, str]
-    url: str | None = None
+    parameters: Mapping[str, str] = field(repr=False)
+    url: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never the password, wherever a repr ends up (logs, tracebacks)
+        return f"DatabaseSettings({self.display()!r})"
 
     def dsn(self) -> str:
         """The libpq connection string: the URL when one was given, else keywords."""
@@ -199,9 +202,9 @@ def _from_url(raw: str) -> DatabaseSettings | str:
     try:
         port = parts.port
         parameters = psycopg2.extensions.parse_dsn(libpq)
-    except (ValueError, psycopg2.ProgrammingError) as error:
-        reason = str(error).splitlines()[0] if "password" not in str(error) else "malformed"
-        return f"DATABASE_URL cannot be parsed ({reason}); give postgresql://user@host:port/dbname"
+    except (ValueError, psycopg2.ProgrammingError):
+        # Never libpq's own words: they quote the offending part, which may be the password.
+        return "DATABASE_URL cannot be parsed; give postgresql://user@host:port/dbname"
     if port is not None and not 1 <= port <= 65535:
         return f"DATABASE_URL has the port {port}; give a whole number from 1 to 65535"
     return DatabaseSettings(parameters, url=libpq)

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "guard",
         help="step live functions back to shadow when their paths disagree (a sidecar)",
         description=(
-            "Watch every function in live: once its mismatches plus candidate errors since it "
+            "Watch every function in live: once its mismatches since it "
             "went live reach --threshold, step it back to shadow (legacy serves again), audited "
             "as done by the guard with the observation that tripped it. Every process applies "
             "it at its next flag read. Run it beside the application (one is enough), or with "
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         metavar="N",
-        help="mismatches plus candidate errors that trip it (default 1: any)",
+        help="mismatches that trip it (default 1: any; a candidate that failed alone is one)",
     )
     watching.set_defaults(run=guard)
 

@@ -12,7 +12,7 @@ from typing import TextIO
 import sqlalchemy as sa
 
 from compat.cli.output import EXIT_FAILED, EXIT_OK, table
-from compat.errors import InvalidFlagValue, UnknownFlag
+from compat.errors import FlagChangedMeanwhile, InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode, check_key, parse_mode, parse_percent, parse_sample_rate
 from compat.rollout.gates import evidence, gate, next_step
 from compat.rollout.guard import GUARD, watch
@@ -92,11 +92,14 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
     if args.sample is not None:
         parse_sample_rate(args.key, args.sample)
     parse_percent(args.key, args.percent)
-    current = {state.key: state.mode for state in store.states()}
+    # Gated against what the shared table holds (the environment or the kill
+    # switch may override it in this shell), and checked again when written.
+    current = store.table_modes()
     refused: list[str] = []
     forced: list[str] = []
-    with get_runtime().engine.connect() as connection:
-        for key in keys:
+    to_verify: list[str] = []
+    for key in keys:
+        with get_runtime().engine.connect() as connection:  # short: never held across verify
             decision = gate(
                 connection,
                 key,
@@ -104,10 +107,15 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
                 mode,
                 min_calls=args.min_calls,
                 window_minutes=args.window,
-                verified=None if args.force else _verified,
             )
-            if not decision.allowed:
-                (forced if args.force else refused).append(f"{key}: {decision.reason}")
+        if not decision.allowed:
+            (forced if args.force else refused).append(f"{key}: {decision.reason}")
+        elif decision.evidence is not None and not args.force:
+            to_verify.append(key)
+    for key in to_verify if not refused else ():
+        blocked = _verified(key)
+        if blocked is not None:
+            refused.append(f"{key}: compat verify is not ready: {blocked}")
     if refused:
         for line in refused:
             sys.stderr.write(f"compat: refused: {line}\n")
@@ -119,9 +127,19 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
     reason = args.reason
     if forced:
         reason = f"{reason} [forced past the gate: {'; '.join(forced)}]"
-    changes = store.set_many(
-        keys, mode.value, reason=reason, by=args.by, sample_rate=args.sample, percent=args.percent
-    )
+    try:
+        changes = store.set_many(
+            keys,
+            mode.value,
+            reason=reason,
+            by=args.by,
+            sample_rate=args.sample,
+            percent=args.percent,
+            expected=current,
+        )
+    except FlagChangedMeanwhile as error:
+        sys.stderr.write(f"compat: {error}; nothing was changed, look again and retry\n")
+        return EXIT_FAILED
     effective = {state.key: state for state in store.states()}
     for change in changes:
         out.write(

@@ -23,11 +23,15 @@ from typing import Any, Final
 import psycopg2
 import sqlalchemy as sa
 
-__all__ = ["CHANNEL", "FlagListener"]
+from compat.flags.modes import Entries
+from compat.flags.sources import READ_TIMEOUT_MS, read_table_on
+
+__all__ = ["APPLICATION_NAME", "CHANNEL", "FlagListener"]
 
 log = logging.getLogger("compat.flags")
 
 CHANNEL: Final = "compat_flags"
+APPLICATION_NAME: Final = "compat flags listener"
 _WAIT_SECONDS: Final = 1.0
 """How long one select() waits: also how soon a stop request is noticed."""
 _BACKOFF_SECONDS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -38,16 +42,22 @@ _orphans: list[Any] = []
 
 
 class FlagListener:
-    """A daemon thread that calls ``on_change`` whenever the flags changed, or may have."""
+    """A daemon thread that calls ``on_change(read)`` whenever the flags changed, or may have.
 
-    def __init__(self, engine: Callable[[], sa.Engine], on_change: Callable[[], None]) -> None:
+    ``read`` reads the flags on the listener's own connection.
+    """
+
+    def __init__(
+        self, engine: Callable[[], sa.Engine], on_change: Callable[[Callable[[], Entries]], None]
+    ) -> None:
         self._engine = engine
         self._on_change = on_change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: Any = None
+        self._failures = 0
         self.connected = threading.Event()
-        """Set while the connection is listening (tests wait on it)."""
+        """Set while the connection is listening, once it re-read the flags (tests wait on it)."""
 
     def start(self) -> None:
         """Start listening (once)."""
@@ -77,23 +87,22 @@ class FlagListener:
         self.connected = threading.Event()
 
     def _run(self) -> None:
-        failures = 0
+        self._failures = 0
         while not self._stop.is_set():
             try:
                 self._listen()
-                failures = 0
             except Exception as error:  # the fallback is the TTL poll; never stop serving
                 self.connected.clear()
                 self._close()
-                if failures == 0:
+                if self._failures == 0:
                     log.warning(
                         "compat flags: the listening connection failed (%s: %s); flips reach "
                         "this process within the TTL until it is back",
                         type(error).__name__,
                         str(error).splitlines()[0] if str(error) else "",
                     )
-                wait = _BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS) - 1)]
-                failures += 1
+                wait = _BACKOFF_SECONDS[min(self._failures, len(_BACKOFF_SECONDS) - 1)]
+                self._failures += 1
                 self._stop.wait(wait)
         self._close()
 
@@ -105,9 +114,19 @@ class FlagListener:
         self._connection = connection
         connection.autocommit = True
         with connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {READ_TIMEOUT_MS}")
+            # Named, so that a DBA (and the tests) can tell it in pg_stat_activity.
+            cursor.execute(f"SET application_name = '{APPLICATION_NAME}'")
             cursor.execute(f"LISTEN {CHANNEL}")
+
+        def read() -> Entries:
+            return read_table_on(connection)
+
+        self._on_change(read)  # whatever changed while nobody listened
+        if self._failures:
+            log.warning("compat flags: listening again; flips reach this process at once")
+        self._failures = 0  # the next loss is logged, and retried quickly, again
         self.connected.set()
-        self._on_change()  # whatever changed while nobody listened
         while not self._stop.is_set():
             ready, _, _ = select.select([connection], [], [], _WAIT_SECONDS)
             if not ready:
@@ -115,7 +134,7 @@ class FlagListener:
             connection.poll()
             if connection.notifies:
                 connection.notifies.clear()
-                self._on_change()
+                self._on_change(read)
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None

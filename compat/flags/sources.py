@@ -11,14 +11,22 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 
 from compat.errors import FlagError, InvalidFlagValue
 from compat.flags.modes import Entries, Entry, check_key, parse_mode, parse_sample_rate
 
-__all__ = ["READ_TIMEOUT_MS", "parse_env_flags", "parse_file_flags", "read_table"]
+__all__ = [
+    "READ_TIMEOUT_MS",
+    "parse_env_flags",
+    "parse_file_flags",
+    "read_table",
+    "read_table_on",
+]
+
+_ROWS: Final = "SELECT key, mode, sample_rate, percent FROM compat_flags"
 
 READ_TIMEOUT_MS: Final = 1000
 """How long a flag read may wait (on a lock, say) before the last good values are kept."""
@@ -98,10 +106,22 @@ def read_table(engine: sa.Engine) -> Entries:
         # A locked table must not stall the first facade call, which waits for
         # the first read: give up quickly and serve the defaults meanwhile.
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
-        rows = connection.execute(
-            sa.text("SELECT key, mode, sample_rate, percent FROM compat_flags")
-        )
+        rows = connection.execute(sa.text(_ROWS))
         return {
             key: Entry(parse_mode(key, mode), float(rate), float(percent))
             for key, mode, rate, percent in rows
+        }
+
+
+def read_table_on(raw: Any) -> Entries:
+    """Every row of ``compat_flags``, read on a psycopg2 connection in autocommit (the listener's).
+
+    The listener reads on its own connection, so that pushed flips never take
+    a connection from the application's pool.
+    """
+    with raw.cursor() as cursor:
+        cursor.execute(_ROWS)
+        return {
+            key: Entry(parse_mode(key, mode), float(rate), float(percent))
+            for key, mode, rate, percent in cursor.fetchall()
         }

@@ -87,7 +87,7 @@ class FlagStore:
         self._states: dict[str, FlagState] = {}
         self.problems: tuple[str, ...] = ()
         self.listener = FlagListener(engine, self.refresh) if listen else None
-        """Pushes flips: started with the first read of the table (compat.flags.listener)."""
+        """Pushes flips (compat.flags.listener); started by the first facade call."""
         self._rebuild()
 
     @property
@@ -106,6 +106,10 @@ class FlagStore:
         """
         now = self._clock()
         if now >= self._expires_at:
+            listener = self.listener
+            if listener is not None and not listener.started:
+                # Started by the first facade calls, not by a command that only reads.
+                listener.start()
             if now >= self._expires_at + self.ttl_seconds and self._table_ok:
                 self.refresh()
             else:
@@ -123,13 +127,16 @@ class FlagStore:
             self.refresh()
         return [self._states[key] for key in sorted(self._states)]
 
-    def refresh(self) -> None:
-        """Read the table now (blocking) and rebuild the effective flags."""
+    def refresh(self, read: Callable[[], Entries] | None = None) -> None:
+        """Read the table now (blocking) and rebuild the effective flags.
+
+        ``read`` reads it another way (the listener's own connection).
+        """
         with self._lock:
             self._reads_started += 1
             ticket = self._reads_started
         try:
-            table = self._read_table()
+            table = (read or self._read_table)()
         except Exception as error:  # the store must keep serving whatever went wrong
             self._table_failed(error)
         else:
@@ -144,9 +151,6 @@ class FlagStore:
                 self._expires_at = self._clock() + self.ttl_seconds
                 self._refreshing = False
         self._rebuild()
-        listener = self.listener
-        if listener is not None and not listener.started:
-            listener.start()
 
     def close(self) -> None:
         """Stop pushing flips to this store (its listener's thread and connection)."""
@@ -293,9 +297,13 @@ class FlagStore:
         by: str | None = None,
         sample_rate: float | None = None,
         percent: float = 100.0,
+        expected: Mapping[str, Mode] | None = None,
     ) -> list[FlagChange]:
         """Set every key's flag and write an audit row for each, all in one transaction.
 
+        With ``expected`` (key -> the mode the table held when the change was
+        decided; legacy for no row), a key whose row holds another mode now
+        raises FlagChangedMeanwhile and nothing is written.
         ``KILL_SWITCH_KEY`` is the one key that is not a facade function: its row
         (mode ``legacy``) sends every function back to legacy (see kill_switch()).
         """
@@ -338,6 +346,13 @@ class FlagStore:
             _notify(connection)
         self.refresh()
         return change
+
+    def table_modes(self) -> dict[str, Mode]:
+        """Each key's mode as the shared table holds it now (legacy where it has no row)."""
+        with self._engine().connect() as connection:
+            found = connection.execute(sa.text("SELECT key, mode FROM compat_flags"))
+            rows: dict[str, str] = {row.key: row.mode for row in found}
+        return {key: Mode(rows[key]) if key in rows else Mode.LEGACY for key in self.keys}
 
     def kill_switch(self, on: bool, *, reason: str, by: str | None = None) -> FlagChange | None:
         """Turn the shared kill switch on (every function on legacy, in every process) or off.

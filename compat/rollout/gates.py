@@ -36,7 +36,9 @@ DEFAULT_WINDOW_MINUTES: Final = 24 * 60.0
 
 _EVIDENCE = sa.text(
     "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT matched) AS mismatches, "
-    "count(*) FILTER (WHERE candidate_error IS NOT NULL) AS candidate_errors "
+    # A candidate error the serving side shared (both raised the same, a duplicate
+    # say) is a match, not evidence against the step.
+    "count(*) FILTER (WHERE NOT matched AND candidate_error IS NOT NULL) AS candidate_errors "
     "FROM compat_observations WHERE key = :key AND mode = :mode "
     "AND observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute'"
 )
@@ -115,7 +117,7 @@ def gate(
             else "run longer or lower --min-calls"
         )
         return Gate(key, old, new, False, f"{seen.summary(min_calls)}; {advice}", seen)
-    if verified is not None and (blocked := verified(key)) is not None:
+    if verified is not None and (blocked := verified(key)) is not None:  # (the CLI verifies later)
         return Gate(key, old, new, False, f"compat verify is not ready: {blocked}", seen)
     return Gate(key, old, new, True, seen.summary(min_calls), seen)
 

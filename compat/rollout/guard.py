@@ -1,14 +1,15 @@
 """Compat layer: the guard: a function the ORM serves steps back by itself when the paths disagree.
 
 While a function is ``live``, its observations are watched; once its
-mismatches plus candidate errors since it entered ``live`` reach the
-threshold, it steps back one stage (to ``shadow``, where legacy serves
-again), recorded in the audit as done by the guard with the observation that
-tripped it, and logged as an error. Every process applies the step back at
-its next read of the flags, as it would a manual flip. The step back is one
-transaction that first checks the function is still ``live`` (two guards, or
-a guard and a person, cannot step it back twice), and it changes only which
-side serves the next calls: no write is lost or doubled.
+mismatches since it entered ``live`` (a candidate that failed where the
+serving side did not is one) reach the threshold, it steps back one stage
+(to ``shadow``, where legacy serves again), recorded in the audit as done by
+the guard with the id of the observation that tripped it, and logged as an
+error. Every process applies the step back as it would a manual flip. The
+step back is one transaction that first checks the function is still
+``live`` (two guards, or a guard and a person, cannot step it back twice),
+and it changes only which side serves the next calls: no write is lost or
+doubled.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ log = logging.getLogger("compat.guard")
 GUARD: Final = "compat guard"
 """Who the audit says made a guard's step back."""
 DEFAULT_THRESHOLD: Final = 1
-"""Mismatches plus candidate errors in live that step a function back: any at all."""
+"""Mismatches in live that step a function back: any at all."""
 
 _TRIPS = sa.text(
     "WITH entered AS ("
@@ -37,10 +38,10 @@ _TRIPS = sa.text(
     "  WHERE new_mode = 'live' GROUP BY key"
     ") "
     "SELECT o.key, count(*) AS bad, max(o.observed_at) AS last_at, "
-    "  (array_agg(coalesce(o.candidate_error, o.diff) ORDER BY o.id DESC))[1] AS latest "
+    "  max(o.id) AS latest "
     "FROM compat_observations o JOIN compat_flags f ON f.key = o.key AND f.mode = 'live' "
     "LEFT JOIN entered e ON e.key = o.key "
-    "WHERE o.mode = 'live' AND (NOT o.matched OR o.candidate_error IS NOT NULL) "
+    "WHERE o.mode = 'live' AND NOT o.matched "
     "AND o.observed_at >= coalesce(e.at, '-infinity'::timestamp) "
     "GROUP BY o.key HAVING count(*) >= :threshold ORDER BY o.key"
 )
@@ -52,7 +53,8 @@ class Trip:
 
     key: str
     bad: int
-    latest: str
+    latest: int
+    """The id of the newest mismatch in compat_observations."""
     change: FlagChange
 
 
@@ -64,14 +66,16 @@ def watch(engine: sa.Engine, store: FlagStore, *, threshold: int = DEFAULT_THRES
     for row in found:
         if row.key not in store.keys:
             continue
-        latest = (row.latest or "").splitlines()[0][:300]
+        # The observation by its id, never its text: the audit is append-only,
+        # and nothing that might be personal may enter what can never be erased.
         reason = (
-            f"guard: {row.bad} mismatches or candidate errors in live since it went live "
-            f"(threshold {threshold}); latest: {latest}"
+            f"guard: {row.bad} mismatches in live since it went live "
+            f"(threshold {threshold}); latest: compat_observations id {row.latest} "
+            f"(compat status, compat_observations)"
         )
         change = store.step_back(row.key, Mode.LIVE, Mode.SHADOW, reason=reason, by=GUARD)
         if change is None:  # someone moved it meanwhile
             continue
         log.error("compat guard: %s stepped back from live to shadow: %s", row.key, reason)
-        trips.append(Trip(row.key, row.bad, latest, change))
+        trips.append(Trip(row.key, row.bad, row.latest, change))
     return trips

@@ -15,8 +15,9 @@ from typing import Any
 import psycopg2
 import sqlalchemy as sa
 
+from compat.errors import UnitOfWorkAborted
 from compat.routing.declaration import FacadeFunction, Kind
-from compat.routing.unit_of_work import UnitOfWork, unwrap
+from compat.routing.unit_of_work import SavepointFailed, UnitOfWork, unwrap
 from compat.shadow.observation import Outcome, Side
 
 __all__ = ["row_locks", "run_isolated", "run_side", "touched_rows"]
@@ -66,6 +67,11 @@ def run_isolated(
             seconds = time.perf_counter() - started
             rows = touched_rows(spec, unit, args, kwargs) if spec.kind is Kind.WRITE else None
             state = None if read_state is None else read_state(unit)
+    except SavepointFailed as failed:
+        # Not the candidate's: the unit's transaction failed opening its savepoint.
+        raise failed.error from failed
+    except UnitOfWorkAborted:
+        raise  # the unit was already aborted: nothing ran
     except Exception as error:  # a candidate's failure is recorded, never raised
         if unit.connection.invalidated:
             # The server ended the connection (a restart, say): the serving side

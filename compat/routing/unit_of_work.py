@@ -22,6 +22,7 @@ from legacy.db import lend_connection
 __all__ = [
     "DATABASE_ERRORS",
     "MAX_STATEMENT_TIMEOUT_MS",
+    "SavepointFailed",
     "UnitOfWork",
     "current_unit",
     "in_unit",
@@ -32,6 +33,19 @@ __all__ = [
 T = TypeVar("T")
 
 DATABASE_ERRORS = (psycopg2.Error, sa.exc.DBAPIError)
+
+
+class SavepointFailed(Exception):
+    """The SQL that opens a rolled-back savepoint failed in the unit's own transaction.
+
+    Raised instead of the database error so that whoever runs a candidate in
+    the savepoint can tell it from the candidate's own failure: ``error`` is
+    the psycopg2 error, which the caller must see as the serving side would.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class UnitOfWork:
@@ -181,6 +195,11 @@ class UnitOfWork:
         _savepoint_setup.pending = (before, after if statement_timeout_ms else "")
         try:
             nested = self.connection.begin_nested()
+        except sa.exc.DBAPIError as error:
+            # The opening, the row locks or the SAVEPOINT itself failed: that is
+            # the unit's transaction failing (a deadlock, a lock timeout), before
+            # anything of the candidate ran.
+            raise SavepointFailed(unwrap(error)) from error
         finally:
             _savepoint_setup.pending = None
         try:

@@ -182,9 +182,9 @@ class TestFlagsList:
         assert (ran.code, ran.err) == (0, "")
         rows = by_key(table(ran.out))
         assert sorted(rows) == sorted(REGISTRY)
-        assert rows[KEY] == ["shadow", "table", "0.25"]
-        assert rows[OTHER] == ["orm", "env", "1"]
-        assert rows[THIRD] == ["legacy", "default", "1"]
+        assert rows[KEY] == ["shadow", "table", "0.25", "-"]
+        assert rows[OTHER] == ["orm", "env", "1", "-"]
+        assert rows[THIRD] == ["legacy", "default", "1", "-"]
 
     def test_reports_a_refused_environment_variable_naming_the_valid_keys(
         self, cli: Cli, shared_database: str, monkeypatch: pytest.MonkeyPatch
@@ -218,7 +218,7 @@ class TestFlagsSet:
         assert (ran.code, ran.err) == (0, "")
         assert ran.out == f"{KEY}: legacy (default) -> shadow (sample 0.5) by ada: {reason}\n"
         assert audit_rows(observer) == [(KEY, None, "shadow", None, 0.5, "ada", reason)]
-        assert by_key(table(cli("flags", "list").out))[KEY] == ["shadow", "table", "0.5"]
+        assert by_key(table(cli("flags", "list").out))[KEY] == ["shadow", "table", "0.5", "-"]
 
     def test_records_the_operating_system_user_when_by_is_not_given(
         self,
@@ -411,5 +411,5 @@ class TestTheInstalledCommand:
             check=False,
         )
         assert (done.returncode, done.stderr) == (0, "")
-        assert by_key(table(done.stdout))[KEY] == ["live", "table", "0.5"]
+        assert by_key(table(done.stdout))[KEY] == ["live", "table", "0.5", "-"]
         assert PASSWORD not in done.stdout + done.stderr

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 
+import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
+import compat
 from compat import email_verification, user_sessions
 from tests.compat.calls import new_session
-from tests.fixtures.layer import Layer
+from tests.fixtures.layer import Layer, observer_connection
 
 THREADS = 6
 ROUNDS = 5
@@ -60,3 +62,24 @@ def test_concurrent_writers_on_one_row_cause_no_false_mismatch(
     observations = [o for o in committed_layer.observations() if o.key == key]
     assert len(observations) == THREADS * ROUNDS
     assert [o.diff_text() for o in observations if not o.matched] == []
+
+
+def test_a_compared_write_that_cannot_lock_its_row_raises_the_lock_error_and_records_nothing(
+    committed_layer: Layer, observer: psycopg2.extensions.connection
+) -> None:
+    key = "user_sessions.complete_session"
+    session_uuid = new_session(observer)
+    committed_layer.set_flags({key: "shadow"})
+    locker = observer_connection(committed_layer.url)
+    locker.autocommit = False
+    try:
+        with locker.cursor() as cur:
+            cur.execute("SELECT 1 FROM user_sessions WHERE uuid = %s FOR UPDATE", (session_uuid,))
+        with pytest.raises(psycopg2.errors.LockNotAvailable), compat.transaction() as unit:
+            unit.connection.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+            user_sessions.complete_session(session_uuid)
+    finally:
+        locker.rollback()
+        locker.close()
+    # The candidate never ran: no observation, so no false mismatch for a gate or the guard.
+    assert [o for o in committed_layer.observations() if o.key == key] == []

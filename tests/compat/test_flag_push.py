@@ -30,7 +30,7 @@ from compat.routing.declaration import REGISTRY
 
 key, ttl, listen = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
 store = FlagStore(REGISTRY, ttl_seconds=ttl, listen=listen)
-store.refresh()
+store.resolve(key)  # the first call starts the listener
 if listen:
     assert store.listener is not None and store.listener.connected.wait(20)
 print("ready", flush=True)
@@ -104,8 +104,8 @@ class TestAFlip:
         with watcher(committed_layer.url, ttl=600, listen=True) as out:
             with observer.cursor() as cur:
                 cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query = 'LISTEN compat_flags'"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND application_name = 'compat flags listener'"
                 )
                 assert [row[0] for row in cur.fetchall()] == [True]
             deadline = time.monotonic() + 30
@@ -113,7 +113,7 @@ class TestAFlip:
                 with observer.cursor() as cur:
                     cur.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                        "current_database() AND query = 'LISTEN compat_flags'"
+                        "current_database() AND application_name = 'compat flags listener'"
                     )
                     row = cur.fetchone()
                 if row is not None and row[0] == 1:

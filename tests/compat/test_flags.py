@@ -370,7 +370,9 @@ class TestEveryChangeIsAudited:
         changed_at = row[7]
         assert isinstance(changed_at, datetime)
         assert before <= changed_at <= after
-        assert change == FlagChange(KEY, None, "shadow", None, 0.5, "ada", reason, changed_at)
+        assert change == FlagChange(
+            KEY, None, "shadow", None, 0.5, "ada", reason, changed_at, new_percent=100.0
+        )
         assert store.resolve(KEY) == FlagState(KEY, Mode.SHADOW, 0.5, "table")  # at once
 
     def test_a_second_change_records_the_old_mode_and_keeps_the_rate_when_none_is_given(

@@ -89,6 +89,15 @@ class TestAPromotionGate:
         assert "1 mismatches" in ran.err
         assert "fix the mismatches" in ran.err
 
+    def test_counts_an_error_both_sides_raised_alike_as_a_match(
+        self, cli: Cli, database: str, observer: psycopg2.extensions.connection
+    ) -> None:
+        assert cli("flags", "set", KEY, "shadow", "--reason", "compare").code == 0
+        duplicate = "UniqueViolation [23505]: duplicate key value violates unique constraint"
+        observe(observer, KEY, "shadow", 10, matched=True, candidate_error=duplicate)
+        ran = cli("flags", "set", KEY, "live", "--reason", "serve", "--min-calls", "10")
+        assert (ran.code, ran.err) == (0, "")
+
     def test_refuses_orm_on_evidence_from_shadow_only(
         self, cli: Cli, database: str, observer: psycopg2.extensions.connection
     ) -> None:

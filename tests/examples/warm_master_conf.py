@@ -23,9 +23,14 @@ MASTER_QUERY: Final = "SELECT pg_backend_pid() /* the gunicorn master's own */"
 def when_ready(server: Any) -> None:
     """In the master, after the app was preloaded and before any worker is forked."""
     from compat import user_sessions
+    from compat.runtime import get_runtime
     from orm.database import get_engine
 
     user_sessions.check_uuid_exists("00000000-0000-0000-0000-000000000000")
+    # The call started the master's flag listener, whose first act is a read of
+    # the flags on a pooled connection: let it finish before marking one.
+    listener = get_runtime().flags.listener
+    assert listener is None or listener.connected.wait(20)
     # In autocommit, so that returning it to the pool sends no ROLLBACK after
     # the marking query: that query stays the backend's last one.
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

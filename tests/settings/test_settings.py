@@ -65,6 +65,7 @@ class TestADatabaseSetting:
             ({"DATABASE_URL": "mysql://u:secret@h/db"}, "only postgresql:// (or"),
             ({"DATABASE_URL": "postgresql://u:secret@h:five/db"}, "DATABASE_URL cannot be parsed"),
             ({"DATABASE_URL": "postgresql://u:secret@h:0/db"}, "DATABASE_URL has the port 0"),
+            ({"DATABASE_URL": "postgresql://u:secret%zz@h/db"}, "DATABASE_URL cannot be parsed"),
         ],
     )
     def test_that_is_bad_stops_with_one_line_naming_it_and_never_the_password(
@@ -89,6 +90,11 @@ class TestADatabaseSetting:
             "dbname": "maria",
         }
         assert settings.database.display() == "postgresql://app@db.internal:5433/maria"
+
+    def test_never_shows_the_password_in_a_repr(self) -> None:
+        settings = load({"DATABASE_URL": "postgresql://app:secret@db/maria"})
+        assert "secret" not in repr(settings)
+        assert "secret" not in repr(settings.database)
 
     def test_a_bad_one_does_not_stop_the_knobs(self) -> None:
         settings = load({"POSTGRES_PORT": "abc", "COMPAT_FLAGS_TTL": "2"})
