@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-import sqlalchemy as sa
-
-from compat.cli.output import EXIT_OK, table
+from compat.cli.output import EXIT_OK, printable, table
 from compat.runtime import get_runtime
 
 __all__ = ["flags_history", "flags_list", "flags_set"]
@@ -18,8 +16,7 @@ def flags_list(args: argparse.Namespace, out: TextIO) -> int:
     store = get_runtime().flags
     # The store keeps serving the defaults when it cannot read the table; listing
     # them as the effective modes would mislead whoever decides the next flip.
-    with get_runtime().engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1 FROM compat_flags LIMIT 1"))
+    store.refresh(strict=True)
     states = store.states()
     table(
         [(s.key, s.mode.value, s.source, f"{s.sample_rate:g}") for s in states],
@@ -38,7 +35,8 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
     )
     out.write(
         f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
-        f"(sample {change.new_sample_rate:g}) by {change.changed_by}: {change.reason}\n"
+        f"(sample {change.new_sample_rate:g}) by {printable(change.changed_by)}: "
+        f"{printable(change.reason)}\n"
     )
     effective = next(s for s in get_runtime().flags.states() if s.key == change.key)
     if effective.source != "table":
@@ -59,8 +57,9 @@ def flags_history(args: argparse.Namespace, out: TextIO) -> int:
                 c.key,
                 f"{c.old_mode or '-'} -> {c.new_mode}",
                 f"{c.new_sample_rate:g}",
-                c.changed_by,
-                c.reason,
+                # Stored as given; shown with control characters escaped, long text cut.
+                printable(c.changed_by),
+                printable(c.reason),
             )
             for c in changes
         ],

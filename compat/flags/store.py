@@ -31,11 +31,24 @@ from compat.flags.sources import parse_env_flags, parse_file_flags
 from compat.flags.sources import read_table as read_table_of
 from orm.database import get_engine
 
-__all__ = ["DEFAULT_TTL_SECONDS", "MODES", "FlagChange", "FlagState", "FlagStore", "Mode"]
+__all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "MAX_BY_LENGTH",
+    "MAX_REASON_LENGTH",
+    "MODES",
+    "FlagChange",
+    "FlagState",
+    "FlagStore",
+    "Mode",
+]
 
 log = logging.getLogger("compat.flags")
 
 DEFAULT_TTL_SECONDS: Final = 5.0
+MAX_REASON_LENGTH: Final = 500
+"""The longest ``--reason`` a flag change may have (characters)."""
+MAX_BY_LENGTH: Final = 100
+"""The longest ``--by`` a flag change may have (characters)."""
 
 
 class FlagStore:
@@ -107,14 +120,21 @@ class FlagStore:
             self.refresh()
         return [self._states[key] for key in sorted(self._states)]
 
-    def refresh(self) -> None:
-        """Read the table now (blocking) and rebuild the effective flags."""
+    def refresh(self, *, strict: bool = False) -> None:
+        """Read the table now (blocking) and rebuild the effective flags.
+
+        A read that fails keeps the last good flags and warns once; with
+        ``strict`` (the command line, which must not show defaults as if they
+        were the table's) the error is raised too.
+        """
         with self._lock:
             self._reads_started += 1
             ticket = self._reads_started
         try:
             table = self._read_table()
         except Exception as error:  # the store must keep serving whatever went wrong
+            if strict:  # the caller reports it: no warning besides
+                raise
             self._table_failed(error)
         else:
             with self._lock:
@@ -252,6 +272,15 @@ class FlagStore:
         new_mode = parse_mode(key, mode)
         if not reason or not reason.strip():
             raise InvalidFlagValue(f"{key}: a reason is required for every flag change")
+        if len(reason.strip()) > MAX_REASON_LENGTH:
+            raise InvalidFlagValue(
+                f"{key}: the reason is {len(reason.strip())} characters long; at most "
+                f"{MAX_REASON_LENGTH} are allowed (link a ticket for the rest)"
+            )
+        if by is not None and len(by) > MAX_BY_LENGTH:
+            raise InvalidFlagValue(
+                f"{key}: --by is {len(by)} characters long; at most {MAX_BY_LENGTH} are allowed"
+            )
         given_rate = None if sample_rate is None else parse_sample_rate(key, sample_rate)
         who = by or _os_user()
         with self._engine().begin() as connection:
