@@ -251,3 +251,34 @@ class TestBadArguments:
         done = compat(url, *argv)
         assert (done.code, done.out) == (2, "")
         one_line(done.err)
+
+
+class TestStatusCountsFaultsAndDropsApart:
+    def test_a_fault_is_not_a_mismatch_and_drops_have_their_own_column(
+        self,
+        cli: Cli,  # noqa: F811  (the fixture imported above)
+        url: str,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("DATABASE_URL", url)
+        with observer.cursor() as cur:
+            cur.execute(
+                "INSERT INTO compat_observations (key, mode, serving, matched, fault) VALUES "
+                "(%(key)s, 'shadow', 'legacy', true, NULL), "
+                "(%(key)s, 'shadow', 'legacy', false, NULL), "
+                "(%(key)s, 'shadow', 'legacy', false, 'legacy'), "
+                "(%(key)s, 'live', 'orm', false, 'orm')",
+                {"key": KEY},
+            )
+            cur.execute(
+                "INSERT INTO compat_observation_drops (key, dropped, reason) "
+                "VALUES (%s, 3, 'the queue was full'), (%s, 2, 'drain timeout')",
+                (KEY, KEY),
+            )
+        ran = cli("status")
+        assert ran.code == 0, ran.err
+        header = ran.out.splitlines()[1].split()
+        assert header[:6] == ["key", "mode", "observations", "mismatches", "faults", "dropped"]
+        row = next(r for r in table(ran.out) if r[0] == KEY)
+        assert row[1:6] == ["legacy", "4", "1", "2", "5"]
