@@ -308,3 +308,50 @@ class TestWhenAStatementFails:
         finally:
             own.close()
             bystander.close()
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_a_commit_that_fails_to_serialize_raises_what_the_legacy_commit_raises(
+        self, database: str, mode: str
+    ) -> None:
+        """Write skew under SERIALIZABLE: PostgreSQL refuses the second commit (40001)."""
+        bystander = observer_connection(database)
+        bystander.autocommit = False
+        bystander.set_session(isolation_level="SERIALIZABLE")
+
+        def skew_from_another_session() -> None:
+            with bystander.cursor() as cur:
+                cur.execute("SELECT count(*) FROM user_sessions")
+                cur.execute(
+                    "INSERT INTO user_sessions (uuid, name) VALUES (%s, 'Skew')",
+                    (str(uuid.uuid4()),),
+                )
+
+        own = observer_connection(database)
+        own.autocommit = False
+        own.set_session(isolation_level="SERIALIZABLE")
+
+        def legacy_unit() -> None:
+            with lend_connection(own):
+                legacy.user_sessions.count_sessions()
+                skew_from_another_session()
+                legacy.user_sessions.insert_session(str(uuid.uuid4()), "Mine", None)
+                bystander.commit()
+            own.commit()
+
+        def facade_unit() -> None:
+            with compat.transaction("SERIALIZABLE"):
+                user_sessions.count_sessions()
+                skew_from_another_session()
+                user_sessions.insert_session(str(uuid.uuid4()), "Mine", None)
+                bystander.commit()
+
+        try:
+            expected = Raised.by(legacy_unit)
+            own.rollback()
+            assert expected == Raised(psycopg2.errors.SerializationFailure, "40001")
+            with facade_in(mode, database):
+                assert Raised.by(facade_unit) == expected
+        finally:
+            bystander.rollback()
+            own.close()
+            bystander.close()
