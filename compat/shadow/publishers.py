@@ -190,6 +190,7 @@ class Dispatcher:
         self.publishers = list(publishers)
         self.dropped = 0
         self.submitted = 0
+        """Observations submitted (unlocked on the hot path: may undercount under threads)."""
         self._on_drop = on_drop
         self._record_drops = record_drops
         self._unrecorded: Counter[tuple[str, str]] = Counter()
@@ -217,7 +218,10 @@ class Dispatcher:
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every queued observation was handed to the publishers; False on timeout."""
         if self._queue.unfinished_tasks and (self._thread is None or not self._thread.is_alive()):
-            self._start()
+            try:
+                self._start()
+            except RuntimeError:  # Python 3.12+ starts no thread at interpreter shutdown
+                return False
         deadline = time.monotonic() + timeout
         # The queue's own condition: no helper thread (none may start at interpreter exit).
         with self._queue.all_tasks_done:

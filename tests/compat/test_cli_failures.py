@@ -244,8 +244,9 @@ class TestBadArguments:
             ("flags", "set", KEY, "sideways", "--reason", "r"),
             ("flags", "set", KEY, "shadow", "--reason", "r", "--sample", "2"),
             ("flags", "set", KEY, "shadow"),
+            ("flags", "set", KEY, "shadow", "--reason", "r", "--by", "z" * 101),
         ],
-        ids=" ".join,
+        ids=lambda argv: " ".join(argv)[:60],
     )
     def test_exit_2_with_one_line(self, url: str, argv: tuple[str, ...]) -> None:
         done = compat(url, *argv)
