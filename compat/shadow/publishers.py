@@ -235,8 +235,10 @@ class Dispatcher:
     def close(self, timeout: float = DEFAULT_DRAIN_TIMEOUT_SECONDS) -> int:
         """Drain for up to ``timeout`` seconds, count what is left as dropped, store the tally.
 
-        Returns how many observations this dispatcher dropped in all. After
-        ``close``, a submitted observation is dropped (and counted) at once.
+        Storing the tally gets ``timeout`` seconds of its own, so ``close``
+        returns within twice ``timeout``. Returns how many observations this
+        dispatcher dropped in all. After ``close``, a submitted observation is
+        dropped (and counted) at once.
         """
         drained = self.drain(timeout)
         self._closed = True
@@ -259,7 +261,16 @@ class Dispatcher:
                 len(left),
                 timeout,
             )
-        self._flush_drops()
+        if self._unrecorded:
+            # Bounded too: a server that does not answer must not hold the exit up.
+            try:
+                writer = threading.Thread(
+                    target=self._flush_drops, name="compat-drops", daemon=True
+                )
+                writer.start()
+                writer.join(timeout)
+            except RuntimeError:  # no thread may start at interpreter shutdown (3.12+)
+                pass
         return self.dropped
 
     def dropped_by_key(self) -> dict[str, int]:
