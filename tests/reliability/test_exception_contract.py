@@ -93,9 +93,22 @@ def password_server() -> Iterator[str]:
                 )
                 cur.execute("SELECT pg_reload_conf()")
             admin.close()
-            yield url.replace("postgresql://postgres@", "postgresql://checked:wrong@", 1)
+            wrong = url.replace("postgresql://postgres@", "postgresql://checked:wrong@", 1)
+            # The reload is asynchronous: wait until the server checks the password.
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while _accepts(wrong):
+                assert time.monotonic() < deadline, "the server never started checking passwords"
+            yield wrong
     except EmbeddedUnavailable as error:
         pytest.skip(f"no server of our own for the password case: {error}")
+
+
+def _accepts(url: str) -> bool:
+    try:
+        psycopg2.connect(url).close()
+    except psycopg2.OperationalError:
+        return False
+    return True
 
 
 UNUSABLE: dict[str, Callable[[PgServer, str], str]] = {
