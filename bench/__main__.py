@@ -121,9 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("(a smoke run: too few calls for the figures or the verdicts to mean anything)\n")
     print(markdown(samples, operations, bulk, targets))
-    mismatches = {key: n for key, n in counts.items() if key[1] != "match"}
+    # A fault (a side lost its connection) or a dropped observation compared nothing.
+    mismatches = {
+        key: n for key, n in counts.items() if key[1] not in ("match", "fault", "dropped")
+    }
     if mismatches:
         print(f"\ncomparisons that did not match: {mismatches}")
+    uncompared = {key: n for key, n in counts.items() if key[1] in ("fault", "dropped")}
+    if uncompared:
+        print(f"\nobservations not compared (faults) or not stored (dropped): {uncompared}")
     if args.json:
         data = results_json(samples, operations, bulk, targets, context, counts)
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")

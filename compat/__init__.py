@@ -2,7 +2,8 @@
 
 Application code changes only its import (``from compat import user_sessions``)
 and may group calls in ``compat.transaction()``; engineers flip each
-function's flag with the ``compat`` command line.
+function's flag with the ``compat`` command line. ``compat.shutdown()`` stores
+the observations a process still holds (it also runs at interpreter exit).
 """
 
 from compat import email_verification, uploads, user_sessions
@@ -15,6 +16,7 @@ from compat.errors import (
 )
 from compat.flags.store import FlagState, Mode
 from compat.routing.unit_of_work import transaction
+from compat.runtime import gunicorn_worker_exit, shutdown
 
 __all__ = [
     "CompatError",
@@ -25,6 +27,8 @@ __all__ = [
     "UnitOfWorkAborted",
     "UnknownFlag",
     "email_verification",
+    "gunicorn_worker_exit",
+    "shutdown",
     "transaction",
     "uploads",
     "user_sessions",

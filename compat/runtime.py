@@ -8,7 +8,9 @@ own (another database, other publishers) and install it with
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +31,17 @@ from compat.shadow.publishers import (
 )
 from orm.database import create_engine, database_url, get_engine
 
-__all__ = ["Runtime", "build_runtime", "get_runtime", "reset_runtime", "use_runtime"]
+__all__ = [
+    "Runtime",
+    "build_runtime",
+    "get_runtime",
+    "gunicorn_worker_exit",
+    "reset_runtime",
+    "shutdown",
+    "use_runtime",
+]
+
+log = logging.getLogger("compat.runtime")
 
 
 @dataclass(slots=True)
@@ -45,6 +57,8 @@ class Runtime:
         default_factory=lambda: layer_settings.current().candidate_timeout_ms
     )
     """The candidate's time budget: a statement timeout inside its savepoint."""
+    drain_timeout_ms: int = field(default_factory=lambda: layer_settings.current().drain_timeout_ms)
+    """How long close() (at exit, at compat.shutdown()) waits for queued observations."""
     own_engine: sa.Engine | None = None
     """This runtime's own engine; None: the process's (orm.database, which use_engine sets)."""
 
@@ -53,12 +67,23 @@ class Runtime:
         """The engine every unit of work, flag read and publisher of this runtime uses."""
         return self.own_engine if self.own_engine is not None else get_engine()
 
-    def close(self) -> None:
-        """Hand over what is still queued, then close this runtime's own connections."""
-        self.dispatcher.drain()
+    @property
+    def dropped(self) -> int:
+        """Observations this process made and could not store (also in ``counters``)."""
+        return self.dispatcher.dropped
+
+    def close(self, timeout: float | None = None) -> int:
+        """Store what is still queued (up to ``timeout`` s, else the drain timeout), then close.
+
+        What could not be stored in time is counted as dropped; returns the
+        number of observations this runtime dropped in all.
+        """
+        wait = self.drain_timeout_ms / 1000 if timeout is None else timeout
+        dropped = self.dispatcher.close(wait)
         self.flags.close()
         if self.own_engine is not None:
             self.own_engine.dispose()
+        return dropped
 
 
 def build_runtime(
@@ -88,6 +113,8 @@ def build_runtime(
 
     counters = CounterPublisher()
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
+    # Whoever stores observations stores the count of those it could not.
+    recorders = [p.record_drops for p in chosen if isinstance(p, TablePublisher)]
     return Runtime(
         flags=FlagStore(
             registry,
@@ -97,10 +124,15 @@ def build_runtime(
             # The process's runtime listens for flips; a test's (own environ) does not.
             listen=environ is None and knobs.flags_listen,
         ),
-        dispatcher=Dispatcher([*chosen, counters]),
+        dispatcher=Dispatcher(
+            [*chosen, counters],
+            on_drop=counters.count_dropped,
+            record_drops=recorders[0] if recorders else None,
+        ),
         counters=counters,
         raise_on_mismatch=raise_on_mismatch,
         candidate_timeout_ms=knobs.candidate_timeout_ms,
+        drain_timeout_ms=knobs.drain_timeout_ms,
         own_engine=engine,
     )
 
@@ -138,6 +170,42 @@ def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
     finally:
         reset_runtime(previous)
         runtime.close()
+
+
+def shutdown(timeout: float | None = None) -> int:
+    """Store the observations this process still holds, then close its runtime.
+
+    Waits up to ``timeout`` seconds (default: ``COMPAT_DRAIN_TIMEOUT_MS``);
+    what is still queued then is counted as dropped, and the count of dropped
+    observations is stored for ``compat status``. Returns how many
+    observations the process dropped. A facade call made afterwards builds a
+    new runtime. Runs by itself at interpreter exit; call it where a process
+    ends without one (``os._exit``, a pre-fork server's worker: see
+    ``gunicorn_worker_exit``).
+    """
+    runtime = reset_runtime(None)
+    if runtime is None:
+        return 0
+    return runtime.close(timeout)
+
+
+def gunicorn_worker_exit(server: object, worker: object) -> None:
+    """gunicorn's ``worker_exit`` hook: ``worker_exit = compat.gunicorn_worker_exit``."""
+    shutdown()
+
+
+def _at_exit() -> None:
+    try:
+        dropped = shutdown()
+    except Exception:  # an exit must never fail because of the layer
+        log.exception("compat: storing the last observations at exit failed")
+        return
+    if dropped:
+        log.warning("compat: %d observations of this process were dropped (counted)", dropped)
+
+
+# Registered at import, run at exit: closing a runtime that was never built does nothing.
+atexit.register(_at_exit)
 
 
 def _after_fork_in_child() -> None:

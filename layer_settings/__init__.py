@@ -41,6 +41,8 @@ log = logging.getLogger("layer_settings")
 
 MAX_STATEMENT_TIMEOUT_MS: Final = 2_147_483_647
 """PostgreSQL's largest statement_timeout (an int4 of milliseconds)."""
+MAX_DRAIN_TIMEOUT_MS: Final = 600_000
+"""Ten minutes: an exit that waits longer than that is a hang, not a drain."""
 
 
 class SettingsError(ValueError):
@@ -86,6 +88,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_FLAGS_LISTEN", "1", serving=False),
     Variable("COMPAT_KILL_SWITCH", "0", serving=False),
     Variable("COMPAT_CANDIDATE_TIMEOUT_MS", "2000", serving=False),
+    Variable("COMPAT_DRAIN_TIMEOUT_MS", "5000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
     Variable("COMPAT_ALLOW_DATA_LOSS", "0", serving=False),
     Variable("PATH", None, serving=False, inherited=True),
@@ -139,6 +142,8 @@ class Settings:
     """Flips pushed by LISTEN/NOTIFY (off behind a transaction-pooling PgBouncer)."""
     kill_switch: bool = False
     candidate_timeout_ms: int = 2000
+    drain_timeout_ms: int = 5000
+    """How long exit and compat.shutdown() wait for queued observations to be stored."""
     redact: bool = True
     allow_data_loss: bool = False
     search_path: str = "/usr/bin:/bin"
@@ -277,6 +282,20 @@ def _timeout(environ: Mapping[str, str], problems: list[str]) -> int:
     return 2000
 
 
+def _drain_timeout(environ: Mapping[str, str], problems: list[str]) -> int:
+    text = environ.get("COMPAT_DRAIN_TIMEOUT_MS")
+    if text is None:
+        return 5000
+    stripped = text.strip()
+    if stripped.isdigit() and int(stripped) <= MAX_DRAIN_TIMEOUT_MS:
+        return int(stripped)
+    problems.append(
+        f"COMPAT_DRAIN_TIMEOUT_MS={text!r} is not allowed (whole milliseconds, "
+        f"0..{MAX_DRAIN_TIMEOUT_MS}); using 5000"
+    )
+    return 5000
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (the process's environment when None)."""
     env = os.environ if environ is None else environ
@@ -292,6 +311,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         # A garbled kill switch errs on the safe side: every function on legacy.
         kill_switch=_flag(env, "COMPAT_KILL_SWITCH", problems, default=False, when_bad=True),
         candidate_timeout_ms=_timeout(env, problems),
+        drain_timeout_ms=_drain_timeout(env, problems),
         redact=_redact(env, problems),
         allow_data_loss=_flag(env, "COMPAT_ALLOW_DATA_LOSS", problems, default=False),
         search_path=env.get("PATH") or "/usr/bin:/bin",

@@ -145,10 +145,17 @@ def _run(sql: Query, params: Params, fetch: str) -> Any:
         conn.commit()
         return result
     except BaseException:
-        conn.rollback()
+        _roll_back(conn)
         raise
     finally:
         conn.close()
+
+
+def _roll_back(conn: psycopg2.extensions.connection) -> None:
+    # A connection the server ended is closed already: its rollback would raise
+    # InterfaceError ("connection already closed") in place of the error that ended it.
+    if not conn.closed:
+        conn.rollback()
 
 
 def fetch_one(sql: Query, params: Params = ()) -> dict[str, Any] | None:
@@ -186,7 +193,7 @@ def fetch_batches(
                 yield rows
         conn.commit()
     except BaseException:
-        conn.rollback()
+        _roll_back(conn)
         raise
     finally:
         conn.close()

@@ -57,10 +57,14 @@ def create_engine(url: sa.URL | str, **kwargs: Any) -> sa.Engine:
     url = sa.make_url(url).set(drivername=DRIVER)
     existing = url.query.get("options") or ()
     given = [existing] if isinstance(existing, str) else list(existing)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    # Server options from the URL, then the caller's (the CLI's timeouts), then ours.
+    if connect_args.get("options"):
+        given.append(connect_args["options"])
     options = " ".join([*given, "-c TimeZone=UTC"])
     url = url.difference_update_query(["options"])
     kwargs.setdefault("pool_pre_ping", True)
-    connect_args = {**kwargs.pop("connect_args", {}), "options": options}
+    connect_args["options"] = options
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "CompatFlag",
     "CompatFlagAudit",
     "CompatObservation",
+    "CompatObservationDrop",
     "UploadedFile",
     "UserSession",
 ]
@@ -174,5 +175,27 @@ class CompatObservation(Base):
     orm_ms: Mapped[float | None] = mapped_column(Double)
     candidate_error: Mapped[str | None] = mapped_column(Text)
     diff: Mapped[str | None] = mapped_column(Text)
+    fault: Mapped[str | None] = mapped_column(Text)
+    """The side whose connection failed (then nothing was compared), else NULL."""
 
-    __table_args__ = (Index("idx_compat_observations_key_observed_at", "key", "observed_at"),)
+    __table_args__ = (
+        CheckConstraint("fault IN ('legacy', 'orm')", name="fault"),
+        Index("idx_compat_observations_key_observed_at", "key", "observed_at"),
+    )
+
+
+class CompatObservationDrop(Base):
+    """How many observations of one key a process made but could not store, and why."""
+
+    __tablename__ = "compat_observation_drops"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+    key: Mapped[str] = mapped_column(Text)
+    dropped: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("dropped > 0", name="dropped"),
+        Index("idx_compat_observation_drops_key_recorded_at", "key", "recorded_at"),
+    )

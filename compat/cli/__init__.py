@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final, NoReturn, TextIO
 
 import psycopg2
+import psycopg2.errors
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
+import layer_settings
 from compat.cli.flags import (
     flags_history,
     flags_list,
@@ -19,20 +24,38 @@ from compat.cli.flags import (
     guard,
     kill_switch,
 )
-from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
+from compat.cli.output import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    where,
+)
 from compat.cli.status import status
 from compat.cli.verify import verify
 from compat.errors import CompatError
 from compat.flags.modes import MODES
+from compat.flags.store import MAX_REASON_LENGTH
 from compat.rollout import gates
+from compat.runtime import build_runtime, use_runtime
 from compat.verify import runner as verification
 from layer_settings import SettingsError
+from orm.database import create_engine, database_url
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LOCK_TIMEOUT_MS", "STATEMENT_TIMEOUT_MS", "build_parser", "main"]
+
+LOCK_TIMEOUT_MS: Final = 5_000
+"""The longest a `compat flags` or `compat status` statement waits for another session's lock."""
+STATEMENT_TIMEOUT_MS: Final = 30_000
+"""The longest any of their statements runs."""
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
@@ -55,9 +78,26 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of minutes above 0, not {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit 2), never the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `compat` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="compat",
         description=(
             "Route legacy psycopg2 functions to SQLAlchemy repositories, one flag at a time. "
@@ -69,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags = commands.add_parser("flags", help="list, set and audit the per-function flags")
     flag_commands = flags.add_subparsers(dest="flags_command", metavar="SUBCOMMAND", required=True)
     listing = flag_commands.add_parser("list", help="every key, its mode and where it comes from")
-    listing.set_defaults(run=flags_list)
+    listing.set_defaults(run=flags_list, bounded=True)
     setting = flag_commands.add_parser(
         "set",
         help="set the mode of a key or of every key a glob matches (gated, audited)",
@@ -87,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         "key", help="a facade key (user_sessions.get_session) or a glob ('uploads.*')"
     )
     setting.add_argument("mode", help=f"one of: {', '.join(MODES)}")
-    setting.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    setting.add_argument(
+        "--reason",
+        required=True,
+        help=f"why (required; goes to the audit; at most {MAX_REASON_LENGTH} characters)",
+    )
     setting.add_argument("--by", help="who (default: the OS user)")
     setting.add_argument("--sample", type=float, help="comparison sample rate, 0..1")
     setting.add_argument(
@@ -106,30 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="step forward without the evidence; the audit records it was forced, and why not",
     )
     _gate_options(setting)
-    setting.set_defaults(run=flags_set)
+    setting.set_defaults(run=flags_set, bounded=True)
     plan = flag_commands.add_parser(
         "plan", help="per key: its stage, the evidence so far, the next step and its gate"
     )
     _gate_options(plan)
-    plan.set_defaults(run=flags_plan)
+    plan.set_defaults(run=flags_plan, bounded=True)
     history = flag_commands.add_parser("history", help="the audited changes, newest first")
     history.add_argument("key", nargs="?", help="only this key")
-    history.add_argument("--limit", type=int, default=50)
-    history.set_defaults(run=flags_history)
+    history.add_argument("--limit", type=_positive, default=50)
+    history.set_defaults(run=flags_history, bounded=True)
 
     switch = commands.add_parser(
         "kill-switch",
         help="send every function back to legacy, in every process (audited)",
         description=(
             "Turn the shared kill switch on or off: stored in the compat_flags table, so "
-            "every process applies it at its next read (within COMPAT_FLAGS_TTL seconds), "
+            "every process applies it at once (pushed; the TTL poll is the fallback), "
             "with no restart. The COMPAT_KILL_SWITCH variable does the same for one process."
         ),
     )
     switch.add_argument("state", choices=("on", "off"))
     switch.add_argument("--reason", required=True, help="why (required; goes to the audit)")
     switch.add_argument("--by", help="who (default: the OS user)")
-    switch.set_defaults(run=kill_switch)
+    switch.set_defaults(run=kill_switch, bounded=True)
 
     watching = commands.add_parser(
         "guard",
@@ -164,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     watching.set_defaults(run=guard)
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
-    state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
-    state.set_defaults(run=status)
+    state.add_argument("--window", type=_minutes, default=60.0, help="minutes to look back (60)")
+    state.set_defaults(run=status, bounded=True)
 
     checking = commands.add_parser(
         "verify",
@@ -196,8 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the `compat` command line; return its exit status."""
+    """Run the `compat` command line; return its exit status.
+
+    0 done, 1 the database or the work failed, 2 a usage or configuration
+    error, 130 interrupted (Ctrl-C), 141 the reader of stdout went away
+    (``| head``). Every failure is one line on stderr, never a traceback.
+    """
     out = out or sys.stdout
+    try:
+        code = _main(argv, out)
+        out.flush()
+        return code
+    except KeyboardInterrupt:
+        sys.stderr.write("compat: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_gone(out)
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_gone(out: TextIO) -> None:
+    # Python flushes stdout again at exit: point it at /dev/null so that the
+    # flush cannot fail (and print "Exception ignored ... BrokenPipeError").
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+
+
+def _main(argv: Sequence[str] | None, out: TextIO) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -208,11 +278,63 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         parser.print_help(out)
         return EXIT_OK
     try:
-        return run(args, out)
+        with _bounded() if getattr(args, "bounded", False) else contextlib.nullcontext():
+            return run(args, out)
+    except BrokenPipeError:  # an OSError, but not the database's: main() handles it
+        raise
     except (CompatError, SettingsError) as error:
-        sys.stderr.write(f"compat: {error}\n")
+        _fail(str(error))
         return EXIT_USAGE
     except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as error:
-        message = str(getattr(error, "orig", None) or error).splitlines()[0]
-        sys.stderr.write(f"compat: the database at {where()} said: {message}\n")
+        _fail(_database_failure(error))
         return EXIT_FAILED
+    except Exception as error:  # never a traceback: one line, and what it was
+        _fail(f"unexpected {type(error).__name__}: {_first_line(error)}")
+        return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _bounded() -> Iterator[None]:
+    """A runtime whose every connection waits at most LOCK_TIMEOUT_MS for a lock."""
+    settings = layer_settings.current()
+    engine = create_engine(
+        database_url(settings.database),
+        connect_args={
+            "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        },
+    )
+    with use_runtime(build_runtime(settings, engine=engine)):
+        yield
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"compat: {message}\n")
+
+
+def _first_line(error: BaseException) -> str:
+    return next(iter(str(error).splitlines()), "")
+
+
+def _database_failure(error: BaseException) -> str:
+    """One line: what the database said, and what to do about it when we know."""
+    orig = getattr(error, "orig", None) or error
+    code = getattr(orig, "pgcode", None)
+    said = f"the database at {where()} said: {_first_line(orig)}"
+    if isinstance(orig, psycopg2.errors.UndefinedTable | psycopg2.errors.UndefinedColumn):
+        return (
+            f"{said} (SQLSTATE {code}): the database is not migrated to this version; run "
+            f"`DATABASE_URL=... alembic upgrade head` with DATABASE_URL naming this database"
+        )
+    if isinstance(orig, psycopg2.errors.LockNotAvailable):
+        return (
+            f"{said} (SQLSTATE {code}): another session holds a lock on the flag or "
+            f"observation tables; waited {LOCK_TIMEOUT_MS / 1000:g} s; try again, or find it "
+            f"in pg_locks"
+        )
+    if isinstance(orig, psycopg2.errors.QueryCanceled):
+        return (
+            f"{said} (SQLSTATE {code}): gave up waiting (a lock another session holds, or a "
+            f"slow server); try again, or look in pg_locks and pg_stat_activity"
+        )
+    return f"{said}{f' (SQLSTATE {code})' if code else ''}"

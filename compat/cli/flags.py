@@ -9,9 +9,7 @@ import time
 from collections.abc import Collection
 from typing import TextIO
 
-import sqlalchemy as sa
-
-from compat.cli.output import EXIT_FAILED, EXIT_OK, table
+from compat.cli.output import EXIT_FAILED, EXIT_OK, printable, table
 from compat.errors import FlagChangedMeanwhile, InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode, check_key, parse_mode, parse_percent, parse_sample_rate
 from compat.rollout.gates import evidence, gate, next_step
@@ -27,8 +25,7 @@ def flags_list(args: argparse.Namespace, out: TextIO) -> int:
     store = get_runtime().flags
     # The store keeps serving the defaults when it cannot read the table; listing
     # them as the effective modes would mislead whoever decides the next flip.
-    with get_runtime().engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1 FROM compat_flags LIMIT 1"))
+    store.refresh(strict=True)
     states = store.states()
     table(
         [(s.key, s.mode.value, s.source, f"{s.sample_rate:g}", _ramp(s.percent)) for s in states],
@@ -145,7 +142,7 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             f"{change.key}: {change.old_mode or 'legacy (default)'} -> {change.new_mode} "
             f"(sample {change.new_sample_rate:g}{_ramped(change.new_percent)}) "
-            f"by {change.changed_by}: {change.reason}\n"
+            f"by {printable(change.changed_by)}: {printable(change.reason)}\n"
         )
         state = effective[change.key]
         if state.source != "table":
@@ -199,8 +196,8 @@ def kill_switch(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"the kill switch was already {args.state}; nothing changed\n")
     else:
         out.write(
-            f"kill switch {args.state} by {change.changed_by}: {change.reason} "
-            f"(every process within COMPAT_FLAGS_TTL seconds)\n"
+            f"kill switch {args.state} by {printable(change.changed_by)}: "
+            f"{printable(change.reason)} (pushed to every process; the TTL poll is the fallback)\n"
         )
     return EXIT_OK
 
@@ -215,8 +212,9 @@ def flags_history(args: argparse.Namespace, out: TextIO) -> int:
                 c.key,
                 f"{c.old_mode or '-'} -> {c.new_mode}{_at(c.new_percent)}",
                 f"{c.new_sample_rate:g}",
-                c.changed_by,
-                c.reason,
+                # Stored as given; shown with control characters escaped, long text cut.
+                printable(c.changed_by),
+                printable(c.reason),
             )
             for c in changes
         ],

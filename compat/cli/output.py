@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Final, TextIO
 
 import sqlalchemy as sa
 
 from compat.runtime import get_runtime
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
+    "printable",
     "table",
     "where",
 ]
@@ -24,6 +27,33 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, as a shell reports a command whose reader went away (``| head``)."""
+
+SHOWN_LENGTH: Final = 80
+"""Audit text longer than this is cut in tables (stored whole)."""
+# Control, format (bidi overrides, zero-width) and line/paragraph separators.
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` safe for a terminal: control characters escaped (``\\x1b``), cut to ``limit``.
+
+    A backslash is doubled, so that an escape shown always means a character
+    that was stored, never one typed as two.
+    """
+    shown = []
+    for char in text:
+        if char == "\\":
+            shown.append("\\\\")
+        elif unicodedata.category(char) in _HIDDEN:
+            shown.append(repr(char)[1:-1] if char.isascii() else f"\\u{ord(char):04x}")
+        else:
+            shown.append(char)
+    result = "".join(shown)
+    if len(result) > limit:
+        return result[: limit - 3] + "..."
+    return result
 
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str], out: TextIO) -> None:

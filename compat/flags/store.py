@@ -35,11 +35,24 @@ from compat.flags.sources import parse_env_flags, parse_file_flags
 from compat.flags.sources import read_table as read_table_of
 from orm.database import get_engine
 
-__all__ = ["DEFAULT_TTL_SECONDS", "MODES", "FlagChange", "FlagState", "FlagStore", "Mode"]
+__all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "MAX_BY_LENGTH",
+    "MAX_REASON_LENGTH",
+    "MODES",
+    "FlagChange",
+    "FlagState",
+    "FlagStore",
+    "Mode",
+]
 
 log = logging.getLogger("compat.flags")
 
 DEFAULT_TTL_SECONDS: Final = 5.0
+MAX_REASON_LENGTH: Final = 500
+"""The longest ``--reason`` a flag change may have (characters)."""
+MAX_BY_LENGTH: Final = 100
+"""The longest ``--by`` a flag change may have (characters)."""
 
 
 class FlagStore:
@@ -127,10 +140,13 @@ class FlagStore:
             self.refresh()
         return [self._states[key] for key in sorted(self._states)]
 
-    def refresh(self, read: Callable[[], Entries] | None = None) -> None:
+    def refresh(self, read: Callable[[], Entries] | None = None, *, strict: bool = False) -> None:
         """Read the table now (blocking) and rebuild the effective flags.
 
-        ``read`` reads it another way (the listener's own connection).
+        ``read`` reads it another way (the listener's own connection). A read
+        that fails keeps the last good flags and warns once; with ``strict``
+        (the command line, which must not show defaults as if they were the
+        table's) the error is raised too.
         """
         with self._lock:
             self._reads_started += 1
@@ -138,6 +154,8 @@ class FlagStore:
         try:
             table = (read or self._read_table)()
         except Exception as error:  # the store must keep serving whatever went wrong
+            if strict:  # the caller reports it: no warning besides
+                raise
             self._table_failed(error)
         else:
             with self._lock:
@@ -314,6 +332,7 @@ class FlagStore:
         new_mode = parse_mode(first, mode)
         if not reason or not reason.strip():
             raise InvalidFlagValue(f"{first}: a reason is required for every flag change")
+        _check_audit_text(first, reason, by)
         given_rate = None if sample_rate is None else parse_sample_rate(first, sample_rate)
         ramp = parse_percent(first, percent)
         who = by or _os_user()
@@ -363,6 +382,7 @@ class FlagStore:
         """
         if not reason or not reason.strip():
             raise InvalidFlagValue("kill-switch: a reason is required for every change")
+        _check_audit_text("kill-switch", reason, by)
         who = by or _os_user()
         with self._engine().begin() as connection:
             present = connection.execute(
@@ -419,6 +439,19 @@ class FlagStore:
 
 KILL_SWITCH_KEY: Final = "*"
 """The compat_flags row that, present, sends every facade function to legacy."""
+
+
+def _check_audit_text(key: str, reason: str, by: str | None) -> None:
+    """Refuse audit text past its bounds (before any SQL): the audit keeps it for good."""
+    if len(reason.strip()) > MAX_REASON_LENGTH:
+        raise InvalidFlagValue(
+            f"{key}: the reason is {len(reason.strip())} characters long; at most "
+            f"{MAX_REASON_LENGTH} are allowed (link a ticket for the rest)"
+        )
+    if by is not None and len(by) > MAX_BY_LENGTH:
+        raise InvalidFlagValue(
+            f"{key}: --by is {len(by)} characters long; at most {MAX_BY_LENGTH} are allowed"
+        )
 
 
 def _notify(connection: sa.Connection) -> None:

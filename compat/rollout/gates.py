@@ -35,12 +35,13 @@ DEFAULT_WINDOW_MINUTES: Final = 24 * 60.0
 """How far back the evidence is looked for (``--window``, minutes)."""
 
 _EVIDENCE = sa.text(
+    # A fault (a side lost its connection) compared nothing: neither a call nor a mismatch.
     "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT matched) AS mismatches, "
     # A candidate error the serving side shared (both raised the same, a duplicate
     # say) is a match, not evidence against the step.
     "count(*) FILTER (WHERE NOT matched AND candidate_error IS NOT NULL) AS candidate_errors "
     "FROM compat_observations WHERE key = :key AND mode = :mode "
-    "AND observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute'"
+    "AND fault IS NULL AND observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute'"
 )
 
 

@@ -41,7 +41,7 @@ _TRIPS = sa.text(
     "  max(o.id) AS latest "
     "FROM compat_observations o JOIN compat_flags f ON f.key = o.key AND f.mode = 'live' "
     "LEFT JOIN entered e ON e.key = o.key "
-    "WHERE o.mode = 'live' AND NOT o.matched "
+    "WHERE o.mode = 'live' AND NOT o.matched AND o.fault IS NULL "
     "AND o.observed_at >= coalesce(e.at, '-infinity'::timestamp) "
     "GROUP BY o.key HAVING count(*) >= :threshold ORDER BY o.key"
 )

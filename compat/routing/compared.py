@@ -20,7 +20,7 @@ from compat.routing.declaration import FacadeFunction, Kind
 from compat.routing.sides import row_locks, run_isolated, run_side, touched_rows
 from compat.routing.unit_of_work import UnitOfWork
 from compat.runtime import Runtime
-from compat.shadow.observation import Observation, Outcome, Side
+from compat.shadow.observation import Observation, Outcome, Side, Verdict
 
 __all__ = ["SERVING", "compared_call"]
 
@@ -60,6 +60,7 @@ def compared_call(
     serving = Outcome(serving_side, value=value, seconds=seconds, rows=rows)
     observation = Observation.of(spec.key, mode, serving, candidate, spec.volatile)
     runtime.dispatcher.submit(observation)
-    if runtime.raise_on_mismatch and not observation.matched:
+    # A fault (a side lost its connection) compared nothing: never a mismatch.
+    if runtime.raise_on_mismatch and observation.verdict is Verdict.MISMATCH:
         raise MismatchError(observation.summary())
     return value

@@ -77,6 +77,13 @@ def run_isolated(
             # The server ended the connection (a restart, say): the serving side
             # would fail next with a vaguer error, so the caller gets this one.
             raise
+        # (Only now: .connection on an invalidated Connection tries to reconnect.)
+        raw = unit.connection.connection.dbapi_connection
+        if raw is None or raw.closed:
+            # A legacy candidate's psycopg2 error went past SQLAlchemy: tell it, so
+            # that the pool discards the connection, and raise it as above.
+            unit.connection.invalidate(error)
+            raise
         return Outcome(side, error=unwrap(error), seconds=time.perf_counter() - started)
     return Outcome(side, value=value, seconds=seconds, rows=rows, state=state)
 

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_STATEMENT_TIMEOUT_MS",
     "SavepointFailed",
     "UnitOfWork",
+    "as_psycopg2",
     "current_unit",
     "in_unit",
     "transaction",
@@ -152,7 +153,8 @@ class UnitOfWork:
     def savepoint(self) -> Iterator[None]:
         """A nested unit: a SAVEPOINT that is released on success, rolled back on error."""
         self.check_usable()
-        nested = self.connection.begin_nested()
+        with as_psycopg2():
+            nested = self.connection.begin_nested()
         outer_failure = self._failure
         try:
             yield
@@ -162,9 +164,11 @@ class UnitOfWork:
             raise
         if self._failure is not None:
             failure, self._failure = self._failure, outer_failure
-            nested.rollback()
+            with as_psycopg2():
+                nested.rollback()
             raise UnitOfWorkAborted(failure)
-        nested.commit()
+        with as_psycopg2():
+            nested.commit()
 
     @contextmanager
     def rolled_back_savepoint(
@@ -287,7 +291,8 @@ def transaction(isolation_level: str | None = None) -> Iterator[UnitOfWork]:
     pool as it came.
     """
     with _unit(isolation_level) as unit:
-        unit.open()
+        with as_psycopg2():
+            unit.open()
         yield unit
 
 
@@ -319,14 +324,18 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
     with ExitStack() as stack:
-        connection = stack.enter_context(get_runtime().engine.connect())
+        with as_psycopg2():
+            # The pool's connect (and its pre-ping) raise SQLAlchemy's class; a
+            # legacy function connecting itself raises psycopg2's: the caller gets that.
+            connection = stack.enter_context(get_runtime().engine.connect())
         if autocommit:
             raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
             # Put back as it came (an application's own engine may be in autocommit);
             # registered first, so that nothing in between can skip it.
             stack.callback(_restore_autocommit, raw, raw.autocommit)
             raw.autocommit = True  # on the client only: nothing is sent
-        outer = connection.begin()
+        with as_psycopg2():
+            outer = connection.begin()
         unit = UnitOfWork(connection, opening)
         token = _current.set(unit)
         stack.callback(_current.reset, token)
@@ -338,13 +347,12 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
                 _roll_back_after(error, outer)
             raise
         if unit._failure is not None:
-            outer.rollback()
+            with as_psycopg2():
+                outer.rollback()
             raise UnitOfWorkAborted(unit._failure)
-        try:
+        # As every facade call does: psycopg2's class, whichever path ran.
+        with as_psycopg2():
             outer.commit()
-        except sa.exc.DBAPIError as error:
-            # As every facade call does: psycopg2's class, whichever path ran.
-            raise unwrap(error) from error
 
 
 def _restore_autocommit(raw: psycopg2.extensions.connection, autocommit: bool) -> None:
@@ -365,7 +373,10 @@ def _roll_back_after(error: BaseException, transaction: sa.Transaction) -> None:
         transaction.rollback()
     except sa.exc.DBAPIError as failed:
         if not failed.connection_invalidated:
-            raise
+            original = unwrap(failed)
+            if original is failed:
+                raise
+            raise original from failed
         reason = next(iter(str(failed.orig).splitlines()), "")
         error.add_note(
             f"the rollback that followed failed too (the connection was lost): "
@@ -391,6 +402,23 @@ def in_unit(
         return unit.run(where, call)
     with _unit(isolation_level, autocommit=autocommit) as own:
         return own.run(where, call)
+
+
+@contextmanager
+def as_psycopg2() -> Iterator[None]:
+    """Re-raise a SQLAlchemy database error from the block as the psycopg2 error under it.
+
+    A legacy function raises psycopg2's class (``OperationalError`` when the
+    server is unreachable, the database missing, the password wrong), so the
+    facade's own steps (the pool's connect, BEGIN, COMMIT) raise that too.
+    """
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        original = unwrap(error)
+        if original is error:
+            raise
+        raise original from error
 
 
 def unwrap(error: BaseException) -> BaseException:

@@ -8,9 +8,10 @@ from typing import Any
 
 from compat.flags.store import Mode
 from compat.shadow.compare import Difference, compare, render
+from compat.shadow.faults import is_connection_fault
 from compat.shadow.redact import redact_text, show
 
-__all__ = ["Observation", "Outcome", "Side", "differences"]
+__all__ = ["Observation", "Outcome", "Side", "Verdict", "differences"]
 
 
 class Side(StrEnum):
@@ -18,6 +19,14 @@ class Side(StrEnum):
 
     LEGACY = "legacy"
     ORM = "orm"
+
+
+class Verdict(StrEnum):
+    """What a compared call showed: the paths agreed, disagreed, or a side's connection failed."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    FAULT = "fault"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +41,11 @@ class Outcome:
     """For writes: the touched rows as read back inside the same transaction."""
     state: Any = None
     """Whatever else a comparison asked to read after the call (whole tables, in parity)."""
+
+    @property
+    def faulted(self) -> bool:
+        """True when this path failed because of its connection or the server (faults.py)."""
+        return is_connection_fault(self.error)
 
     @property
     def error_text(self) -> str | None:
@@ -54,9 +68,31 @@ class Observation:
     differences: tuple[Difference, ...]
 
     @property
+    def fault(self) -> Side | None:
+        """The side whose connection failed (the serving side when both did), else None.
+
+        Such a call compared nothing: it is neither a match nor a mismatch.
+        """
+        for outcome in (self.serving, self.candidate):
+            if outcome.faulted:
+                return outcome.side
+        return None
+
+    @property
     def matched(self) -> bool:
-        """True when the candidate agreed with the serving path in value, error and rows."""
-        return not self.differences
+        """True when the candidate agreed with the serving path in value, error and rows.
+
+        Always False for a fault; count mismatches with ``verdict``, which
+        tells the two apart.
+        """
+        return not self.differences and self.fault is None
+
+    @property
+    def verdict(self) -> Verdict:
+        """``match``, ``mismatch``, or ``fault`` when a side lost its connection."""
+        if self.fault is not None:
+            return Verdict.FAULT
+        return Verdict.MATCH if not self.differences else Verdict.MISMATCH
 
     @property
     def legacy(self) -> Outcome:
@@ -72,14 +108,20 @@ class Observation:
 
     def summary(self) -> str:
         """One redacted line: key, mode, verdict, durations, first differences."""
-        verdict = "match" if self.matched else "MISMATCH"
+        verdict = {
+            Verdict.MATCH: "match",
+            Verdict.MISMATCH: "MISMATCH",
+            Verdict.FAULT: f"FAULT of the {self.fault} side (connection), not compared",
+        }[self.verdict]
         line = (
             f"{self.key} [{self.mode}] {verdict}: legacy {self.legacy.seconds * 1e3:.2f} ms, "
             f"orm {self.orm.seconds * 1e3:.2f} ms"
         )
         if self.candidate.error is not None:
             line += f"; candidate ({self.candidate.side}) raised {self.candidate.error_text}"
-        if not self.matched:
+        if self.serving.error is not None and self.verdict is Verdict.FAULT:
+            line += f"; serving ({self.serving.side}) raised {self.serving.error_text}"
+        if self.verdict is Verdict.MISMATCH:
             line += "\n" + self.diff_text()
         return line
 

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import compat
 from compat import user_sessions
 from compat.flags.store import Mode
+from compat.runtime import build_runtime, get_runtime, reset_runtime
 from compat.shadow.compare import Difference
 from compat.shadow.observation import Observation, Outcome, Side
 from compat.shadow.publishers import CounterPublisher, Dispatcher, LogPublisher, TablePublisher
@@ -313,3 +315,55 @@ class TestTablePublisher:
         with observer.cursor() as cur:
             cur.execute("SELECT key, mode, matched FROM compat_observations")
             assert cur.fetchall() == [("user_sessions.count_sessions", "shadow", True)]
+
+
+class TestEveryObservationIsStoredOrCounted:
+    def test_dropped_ones_reach_the_counters_and_the_drop_recorder(
+        self, blocking: Blocking
+    ) -> None:
+        counters = CounterPublisher()
+        recorded: list[dict[tuple[str, str], int]] = []
+        dispatcher = Dispatcher(
+            [blocking],
+            capacity=1,
+            on_drop=counters.count_dropped,
+            record_drops=lambda tally: recorded.append(dict(tally)),
+        )
+        key = "tests.queue_full"
+        for _ in range(4):  # one taken, one queued, two dropped
+            dispatcher.submit(an_observation(key))
+            assert blocking.entered.wait(PATIENCE)
+        blocking.release.set()
+        assert dispatcher.close(PATIENCE) == 2
+        assert counters.snapshot() == {(key, "dropped"): 2}
+        assert recorded == [{(key, "the queue was full"): 2}]
+        assert dispatcher.submitted == 4
+
+    def test_close_counts_what_is_still_queued_when_its_time_is_up(
+        self, blocking: Blocking
+    ) -> None:
+        dispatcher = Dispatcher([blocking])
+        for _ in range(3):
+            dispatcher.submit(an_observation("tests.slow"))
+        assert blocking.entered.wait(PATIENCE)
+        # The publisher holds the first batch; nothing finishes in 0 s.
+        assert dispatcher.close(0) == 3
+        assert dispatcher.dropped_by_key() == {"tests.slow": 3}
+        dispatcher.submit(an_observation("tests.slow"))  # after close: dropped at once
+        assert dispatcher.dropped == 4
+
+    def test_compat_shutdown_stores_what_the_process_still_holds(
+        self, committed_layer: Layer, observer: psycopg2.extensions.connection
+    ) -> None:
+        runtime = build_runtime(engine=committed_layer.engine, environ={}, ttl_seconds=3600)
+        previous = reset_runtime(runtime)
+        try:
+            for _ in range(5):
+                runtime.dispatcher.submit(an_observation("tests.shutdown"))
+            assert compat.shutdown() == 0
+            assert get_runtime() is not runtime  # a call afterwards builds a new one
+        finally:
+            reset_runtime(previous)
+        with observer.cursor() as cur:
+            cur.execute("SELECT count(*) FROM compat_observations WHERE key = 'tests.shutdown'")
+            assert cur.fetchone() == (5,)
