@@ -24,7 +24,9 @@ __all__ = [
     "MAX_STATEMENT_TIMEOUT_MS",
     "UnitOfWork",
     "current_unit",
+    "end_snapshot",
     "in_unit",
+    "snapshot_unit",
     "transaction",
     "unwrap",
 ]
@@ -44,7 +46,7 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "_opening", "connection")
+    __slots__ = ("_failure", "_opening", "connection", "was_lost")
 
     def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
         _hook(connection.engine)
@@ -52,6 +54,16 @@ class UnitOfWork:
         self._failure: str | None = None
         self._opening = opening
         """SQL the transaction must start with (its isolation level), not sent yet."""
+        self.was_lost = False
+        """Whether the unit ended because its connection was lost (a unit of its own only)."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the server ended this unit's connection (a restart, a terminated backend)."""
+        if self.connection.invalidated:
+            return True
+        raw = self.connection.connection.dbapi_connection
+        return raw is None or bool(raw.closed)
 
     def open(self) -> None:
         """Send the transaction's opening SQL now if no statement has carried it yet."""
@@ -310,6 +322,7 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
         try:
             yield unit
         except BaseException as error:
+            unit.was_lost = unit.lost
             if outer.is_active:
                 _roll_back_after(error, outer)
             raise
@@ -355,18 +368,79 @@ def in_unit(
     isolation_level: str | None = None,
     *,
     autocommit: bool = False,
+    retry_lost: bool = False,
 ) -> T:
     """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
 
     ``isolation_level`` and ``autocommit`` apply only to a unit of its own;
     ``call`` sends the isolation level with its first savepoint
-    (``rolled_back_savepoint``) or calls ``open()``.
+    (``rolled_back_savepoint``) or calls ``open()``. With ``retry_lost`` (reads
+    only: running one twice changes nothing), a unit of its own whose
+    connection turns out dead runs once more on a fresh one: the pool trusts
+    a recently used connection without a ping (``orm.liveness``), so a
+    restart can surface as the first statement's error. A write is never
+    retried: whether a lost COMMIT committed is unknown.
     """
     unit = _current.get()
     if unit is not None:
         return unit.run(where, call)
+    if retry_lost:
+        own: UnitOfWork | None = None
+        try:
+            with _unit(isolation_level, autocommit=autocommit) as own:
+                return own.run(where, call)
+        except DATABASE_ERRORS:
+            if own is None or not own.was_lost:
+                raise
     with _unit(isolation_level, autocommit=autocommit) as own:
         return own.run(where, call)
+
+
+@contextmanager
+def snapshot_unit(statement_timeout_ms: int = 0) -> Iterator[UnitOfWork]:
+    """A unit of its own for a compared read: one REPEATABLE READ transaction, always rolled back.
+
+    Both sides of a compared read see one snapshot, and the transaction is
+    this call's alone: a failed candidate cannot abort anyone else's work,
+    and the rollback undoes whatever a read's candidate might have done, so
+    no savepoint is needed. The connection runs in autocommit on the client
+    and the unit sends its own ``BEGIN`` (with the candidate's statement
+    timeout, which the rollback undoes) in the first statement's round trip
+    and its ``ROLLBACK``: four round trips for a point read. ``restart()``
+    ends the snapshot early (after a failed candidate); the serving side then
+    runs in autocommit.
+    """
+    if not 0 <= statement_timeout_ms <= MAX_STATEMENT_TIMEOUT_MS:
+        raise ValueError(
+            f"statement timeout {statement_timeout_ms!r} ms is out of range "
+            f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: none)"
+        )
+    budget = f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
+    with _unit(None, autocommit=True) as unit:
+        unit._opening = "BEGIN ISOLATION LEVEL REPEATABLE READ" + (
+            budget if statement_timeout_ms else ""
+        )
+        try:
+            yield unit
+        finally:
+            end_snapshot(unit)
+
+
+def end_snapshot(unit: UnitOfWork) -> None:
+    """Roll back a ``snapshot_unit``'s transaction if it began; never leave it open in the pool."""
+    unit._opening = None
+    if unit.lost:
+        return
+    raw = unit.dbapi_connection
+    if raw.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except psycopg2.Error as error:
+        # A connection whose transaction cannot be ended must not go back to the pool.
+        unit.connection.invalidate(error)
+        raise
 
 
 def unwrap(error: BaseException) -> BaseException:
