@@ -33,9 +33,11 @@ from compat.routing.unit_of_work import (
     UnitOfWork,
     current_unit,
     in_unit,
+    legacy_alone,
     snapshot_unit,
 )
 from compat.runtime import Runtime, get_runtime
+from compat.shadow.observation import Side
 
 __all__ = ["facade"]
 
@@ -106,11 +108,18 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     mode = state.mode
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):
         side = SERVING[mode]
+        if side is Side.LEGACY and current_unit() is None:
+            return legacy_alone(
+                lambda: spec.legacy(*args, **kwargs),
+                autocommit=spec.autocommit,
+                retry_lost=spec.kind is Kind.READ,
+            )
         return in_unit(
             spec.key,
             lambda unit: run_side(spec, side, unit, args, kwargs),
             autocommit=spec.autocommit,
             retry_lost=spec.kind is Kind.READ,
+            lend=False,
         )
     # Both sides of a compared read must see one snapshot, or a concurrent
     # commit between them shows up as a false mismatch. Reads cannot fail to

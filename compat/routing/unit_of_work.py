@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TypeVar, cast
 
@@ -26,6 +26,7 @@ __all__ = [
     "current_unit",
     "end_snapshot",
     "in_unit",
+    "legacy_alone",
     "snapshot_unit",
     "transaction",
     "unwrap",
@@ -285,13 +286,16 @@ _ISOLATION_LEVELS = frozenset(
 
 
 @contextmanager
-def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[UnitOfWork]:
+def _unit(
+    isolation_level: str | None, *, autocommit: bool = False, lend: bool = True
+) -> Iterator[UnitOfWork]:
     """A unit of work whose opening SQL, if any, waits for the first statement to carry it.
 
     ``autocommit`` (a unit of its own only) runs it without a transaction:
     psycopg2 sends no BEGIN and no COMMIT, two round trips of four for a
     point read. Only for reads (FacadeFunction.autocommit); the connection
-    goes back to the pool as it came.
+    goes back to the pool as it came. ``lend=False`` (a call that runs only
+    the ORM side) skips lending the connection to legacy code.
     """
     unit = _current.get()
     if unit is not None:
@@ -306,34 +310,42 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
                 f"use one of {', '.join(sorted(_ISOLATION_LEVELS))}"
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
-    with ExitStack() as stack:
-        connection = stack.enter_context(get_runtime().engine.connect())
+    # Plain try/finally rather than an ExitStack: this runs on every standalone call.
+    connection = get_runtime().engine.connect()
+    try:
+        raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
+        # Put back as it came (an application's own engine may be in autocommit).
+        before = raw.autocommit
         if autocommit:
-            raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
-            # Put back as it came (an application's own engine may be in autocommit);
-            # registered first, so that nothing in between can skip it.
-            stack.callback(_restore_autocommit, raw, raw.autocommit)
             raw.autocommit = True  # on the client only: nothing is sent
-        outer = connection.begin()
-        unit = UnitOfWork(connection, opening)
-        token = _current.set(unit)
-        stack.callback(_current.reset, token)
-        stack.enter_context(lend_connection(unit.dbapi_connection))
         try:
-            yield unit
-        except BaseException as error:
-            unit.was_lost = unit.lost
-            if outer.is_active:
-                _roll_back_after(error, outer)
-            raise
-        if unit._failure is not None:
-            outer.rollback()
-            raise UnitOfWorkAborted(unit._failure)
-        try:
-            outer.commit()
-        except sa.exc.DBAPIError as error:
-            # As every facade call does: psycopg2's class, whichever path ran.
-            raise unwrap(error) from error
+            outer = connection.begin()
+            unit = UnitOfWork(connection, opening)
+            token = _current.set(unit)
+            try:
+                with lend_connection(raw) if lend else nullcontext():
+                    try:
+                        yield unit
+                    except BaseException as error:
+                        unit.was_lost = unit.lost
+                        if outer.is_active:
+                            _roll_back_after(error, outer)
+                        raise
+                    if unit._failure is not None:
+                        outer.rollback()
+                        raise UnitOfWorkAborted(unit._failure)
+                    try:
+                        outer.commit()
+                    except sa.exc.DBAPIError as error:
+                        # As every facade call does: psycopg2's class, whichever path ran.
+                        raise unwrap(error) from error
+            finally:
+                _current.reset(token)
+        finally:
+            if autocommit:
+                _restore_autocommit(raw, before)
+    finally:
+        connection.close()
 
 
 def _restore_autocommit(raw: psycopg2.extensions.connection, autocommit: bool) -> None:
@@ -369,12 +381,14 @@ def in_unit(
     *,
     autocommit: bool = False,
     retry_lost: bool = False,
+    lend: bool = True,
 ) -> T:
     """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
 
     ``isolation_level`` and ``autocommit`` apply only to a unit of its own;
     ``call`` sends the isolation level with its first savepoint
-    (``rolled_back_savepoint``) or calls ``open()``. With ``retry_lost`` (reads
+    (``rolled_back_savepoint``) or calls ``open()``; ``lend=False`` when only
+    the ORM side runs. With ``retry_lost`` (reads
     only: running one twice changes nothing), a unit of its own whose
     connection turns out dead runs once more on a fresh one: the pool trusts
     a recently used connection without a ping (``orm.liveness``), so a
@@ -387,13 +401,69 @@ def in_unit(
     if retry_lost:
         own: UnitOfWork | None = None
         try:
-            with _unit(isolation_level, autocommit=autocommit) as own:
+            with _unit(isolation_level, autocommit=autocommit, lend=lend) as own:
                 return own.run(where, call)
         except DATABASE_ERRORS:
             if own is None or not own.was_lost:
                 raise
-    with _unit(isolation_level, autocommit=autocommit) as own:
+    with _unit(isolation_level, autocommit=autocommit, lend=lend) as own:
         return own.run(where, call)
+
+
+def legacy_alone(call: Callable[[], T], *, autocommit: bool = False, retry_lost: bool = False) -> T:
+    """Run a legacy function outside any unit, on a pooled connection and nothing else.
+
+    What a unit of its own does for a call in ``legacy`` mode, without the
+    SQLAlchemy ``Connection`` and ``Transaction`` objects only the ORM path
+    needs: the pool's connection (with its liveness check) is lent to the
+    legacy code, in autocommit for a read, else committed once at the end.
+    ``retry_lost`` (reads only) runs the call once more on a fresh connection
+    when the first turned out dead, as ``in_unit`` does.
+    """
+    try:
+        return _legacy_once(call, autocommit)
+    except _Lost as lost:
+        if not retry_lost:
+            raise lost.error from None
+    try:
+        return _legacy_once(call, autocommit)
+    except _Lost as lost:
+        raise lost.error from None
+
+
+class _Lost(Exception):
+    """The connection died under a legacy call; carries the error the caller should get."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _legacy_once(call: Callable[[], T], autocommit: bool) -> T:
+    fairy = get_runtime().engine.raw_connection()
+    raw = cast(psycopg2.extensions.connection, fairy.dbapi_connection)
+    before = raw.autocommit
+    try:
+        if autocommit and not before:
+            raw.autocommit = True  # on the client only: nothing is sent
+        with lend_connection(raw):
+            result = call()
+        if not raw.autocommit:
+            raw.commit()
+        return result
+    except BaseException as error:
+        if raw.closed:
+            fairy.invalidate(error if isinstance(error, Exception) else None)
+            if isinstance(error, psycopg2.Error):
+                raise _Lost(error) from error
+            raise
+        if not raw.autocommit:
+            raw.rollback()
+        raise
+    finally:
+        if not raw.closed and raw.autocommit is not before:
+            raw.autocommit = before
+        fairy.close()
 
 
 @contextmanager
