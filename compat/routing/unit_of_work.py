@@ -47,7 +47,7 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "_opening", "connection", "was_lost")
+    __slots__ = ("_failure", "_opening", "_opening_raw", "connection", "was_lost")
 
     def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
         _hook(connection.engine)
@@ -55,6 +55,8 @@ class UnitOfWork:
         self._failure: str | None = None
         self._opening = opening
         """SQL the transaction must start with (its isolation level), not sent yet."""
+        self._opening_raw = False
+        """Send the opening on the psycopg2 cursor (a ``snapshot_unit``'s own BEGIN)."""
         self.was_lost = False
         """Whether the unit ended because its connection was lost (a unit of its own only)."""
 
@@ -70,7 +72,14 @@ class UnitOfWork:
         """Send the transaction's opening SQL now if no statement has carried it yet."""
         if self._opening is not None:
             opening, self._opening = self._opening, None
-            self.connection.exec_driver_sql(opening)
+            if self._opening_raw:
+                # SQLAlchemy's execution machinery costs more CPU than this round
+                # trip; the statement returns nothing. A lost connection shows in
+                # ``lost`` (psycopg2 marks it closed), which the retry reads.
+                with self.dbapi_connection.cursor() as cursor:
+                    cursor.execute(opening)
+            else:
+                self.connection.exec_driver_sql(opening)
 
     @property
     def dbapi_connection(self) -> psycopg2.extensions.connection:
@@ -458,7 +467,11 @@ def _legacy_once(call: Callable[[], T], autocommit: bool) -> T:
                 raise _Lost(error) from error
             raise
         if not raw.autocommit:
-            raw.rollback()
+            try:
+                raw.rollback()
+            except psycopg2.Error:
+                # The rollback's own failure must not hide the error that stopped the call.
+                fairy.invalidate()
         raise
     finally:
         if not raw.closed and raw.autocommit is not before:
@@ -476,7 +489,7 @@ def snapshot_unit(statement_timeout_ms: int = 0) -> Iterator[UnitOfWork]:
     no savepoint is needed. The connection runs in autocommit on the client
     and the unit sends its own ``BEGIN`` (with the candidate's statement
     timeout, which the rollback undoes) in the first statement's round trip
-    and its ``ROLLBACK``: four round trips for a point read. ``restart()``
+    and its ``ROLLBACK``: four round trips for a point read. ``end_snapshot``
     ends the snapshot early (after a failed candidate); the serving side then
     runs in autocommit.
     """
@@ -490,6 +503,7 @@ def snapshot_unit(statement_timeout_ms: int = 0) -> Iterator[UnitOfWork]:
         unit._opening = "BEGIN ISOLATION LEVEL REPEATABLE READ" + (
             budget if statement_timeout_ms else ""
         )
+        unit._opening_raw = True
         try:
             yield unit
         finally:
