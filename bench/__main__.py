@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with get_engine().connect() as connection:
             server_version = connection.exec_driver_sql("SHOW server_version").scalar()
+        # Counted first, on the same database: a handful of calls per operation.
+        trips = count_round_trips(operations, seeded)
         samples, bulk, counts = run_suite(
             operations,
             seeded,
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if args.quick:
         print("(a smoke run: too few calls for the figures or the verdicts to mean anything)\n")
-    print(markdown(samples, operations, bulk, targets))
+    print(markdown(samples, operations, bulk, targets, trips))
     # A fault (a side lost its connection) or a dropped observation compared nothing.
     mismatches = {
         key: n for key, n in counts.items() if key[1] not in ("match", "fault", "dropped")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if uncompared:
         print(f"\nobservations not compared (faults) or not stored (dropped): {uncompared}")
     if args.json:
-        data = results_json(samples, operations, bulk, targets, context, counts)
+        data = results_json(samples, operations, bulk, targets, context, counts, trips)
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")
     return 0

@@ -44,6 +44,8 @@ class Operation:
     arguments: Callable[[Seeded, random.Random], Call]
     weight: float = 1.0
     """Scales the calls per batch: heavy operations (whole-table reads) get fewer."""
+    autocommit: bool = False
+    """Whether the facade runs it in autocommit (a read); the peer does the same."""
 
 
 def _arguments(spec: FacadeFunction) -> Callable[[Seeded, random.Random], Call]:
@@ -78,6 +80,7 @@ def operations() -> tuple[Operation, ...]:
             spec.legacy,
             _arguments(spec),
             spec.shape.weight,
+            spec.autocommit,
         )
         for spec in chosen
     )

@@ -6,6 +6,7 @@ import random
 
 from bench.database import Seeded
 from bench.operations import Operation
+from bench.peer import PEER, peer_caller, peer_pool
 from bench.suite import ORIGINAL, VARIANTS, bench_runtime
 
 __all__ = ["profile"]
@@ -21,9 +22,12 @@ def profile(operation: Operation, variant: str, seeded: Seeded, calls: int) -> s
         return f"unknown variant {variant!r}; variants are {', '.join(VARIANTS)}"
     rng = random.Random(5)
     arguments = [operation.arguments(seeded, rng) for _ in range(calls)]
-    with bench_runtime() as (runtime, stores):
+    with bench_runtime() as (runtime, stores), peer_pool() as pool:
+        peer = peer_caller(operation, pool)
         function = operation.legacy
-        if variant != ORIGINAL:
+        if variant == PEER:
+            function = lambda *args, **kwargs: peer((args, kwargs))  # noqa: E731
+        elif variant != ORIGINAL:
             runtime.flags = stores[variant]
             function = operation.facade
         for args, kwargs in arguments[:20]:  # warm up

@@ -10,7 +10,7 @@ from typing import Any
 from bench.dispatch import DIRECT, DISPATCH, FACADE, NOOP, NOOP_FACADE
 from bench.measure import Samples, percentile
 from bench.operations import AGGREGATE, PAGE, POINT_READ, WRITE, Operation
-from bench.suite import ORIGINAL, VARIANTS
+from bench.suite import ORIGINAL, PEER, VARIANTS
 
 __all__ = ["Target", "evaluate", "markdown", "results_json"]
 
@@ -53,12 +53,23 @@ def _ratios(
     return found
 
 
-def _at_most(name: str, limit: float, ratios: list[tuple[str, float]]) -> Target:
+def _at_most(
+    name: str,
+    limit: float,
+    ratios: list[tuple[str, float]],
+    peer: list[tuple[str, float]] | None = None,
+    label: str = "the same over the peer",
+) -> Target:
     if not ratios:
         return Target(name, f"<= {limit}x", None, None, "no operation measured")
     worst_op, worst = max(ratios, key=lambda item: item[1])
     listing = ", ".join(f"{op.split('.')[-1]} {ratio:.2f}x" for op, ratio in ratios)
-    return Target(name, f"<= {limit}x", worst, worst <= limit, f"worst {worst_op}; {listing}")
+    detail = f"worst {worst_op}; {listing}"
+    if peer:
+        detail += f"; {label}: " + ", ".join(
+            f"{op.split('.')[-1]} {ratio:.2f}x" for op, ratio in peer
+        )
+    return Target(name, f"<= {limit}x", worst, worst <= limit, detail)
 
 
 def _at_least(name: str, limit: float, ratios: list[tuple[str, float]]) -> Target:
@@ -72,8 +83,16 @@ def _at_least(name: str, limit: float, ratios: list[tuple[str, float]]) -> Targe
 def evaluate(
     samples: Samples, operations: Sequence[Operation], bulk: dict[str, list[float]]
 ) -> list[Target]:
-    """The issue's targets, each with the ratio of medians from this run."""
+    """The issue's targets, each with the ratio of medians from this run, and over the peer."""
     targets: list[Target] = []
+
+    def ratios(over: str, under: str, category: str | None = None) -> list[tuple[str, float]]:
+        return _ratios(samples, operations, over, under, category)
+
+    targets.append(
+        _at_most("facade legacy / peer, point reads", 1.15, ratios("legacy", PEER, POINT_READ))
+    )
+    targets.append(_at_most("orm / peer, point reads", 1.35, ratios("orm", PEER, POINT_READ)))
     direct, routed = _median(samples, DISPATCH, DIRECT), _median(samples, DISPATCH, FACADE)
     noop_routed, noop = _median(samples, DISPATCH, NOOP_FACADE), _median(samples, DISPATCH, NOOP)
     if direct and routed:
@@ -90,17 +109,50 @@ def evaluate(
             )
         )
     targets.append(
-        _at_least(
-            "original connect-per-call / legacy through the facade (pooled)",
-            10,
-            _ratios(samples, operations, ORIGINAL, "legacy", None),
+        _at_most(
+            "orm / peer, single-row writes",
+            1.3,
+            ratios("orm", PEER, WRITE),
+            ratios("orm", "legacy", WRITE),
+            "orm over the facade's legacy mode",
         )
     )
-    for category, limit in ((POINT_READ, 1.3), (WRITE, 1.6), (PAGE, 1.1), (AGGREGATE, 1.2)):
-        ratios = _ratios(samples, operations, "orm", "legacy", category)
+    compared = [
+        *[(f"shadow {op}", r) for op, r in ratios("shadow@1", "legacy", POINT_READ)],
+        *[(f"live {op}", r) for op, r in ratios("live@1", "orm", POINT_READ)],
+    ]
+    targets.append(
+        _at_most(
+            "compared read at rate 1 / the facade's plain read (shadow/legacy, live/orm), "
+            "point reads",
+            2.0,
+            compared,
+            ratios("shadow@1", PEER, POINT_READ),
+            "shadow@1 over the peer",
+        )
+    )
+    sampled = [
+        *[(f"shadow {op}", r) for op, r in ratios("shadow@0.01", "legacy")],
+        *[(f"live {op}", r) for op, r in ratios("live@0.01", "orm")],
+    ]
+    targets.append(
+        _at_most(
+            "compared at rate 0.01 / the facade's plain call (shadow/legacy, live/orm)",
+            1.05,
+            sampled,
+            ratios("shadow@0.01", PEER),
+            "shadow@0.01 over the peer",
+        )
+    )
+    for category, limit in ((PAGE, 1.1), (AGGREGATE, 1.2)):
+        found = ratios("orm", "legacy", category)
+        peer = ratios("orm", PEER, category)
         if category == AGGREGATE:
-            ratios = [item for item in ratios if item[0] == "uploads.upload_stats"]
-        targets.append(_at_most(f"orm / legacy, {category}s", limit, ratios))
+            found = [item for item in found if item[0] == "uploads.upload_stats"]
+            peer = [item for item in peer if item[0] == "uploads.upload_stats"]
+        targets.append(
+            _at_most(f"orm / legacy, {category}s", limit, found, peer, "orm over the peer")
+        )
     executemany, copy = bulk.get("legacy executemany"), bulk.get("create_many (COPY)")
     if executemany and copy:
         speedup = statistics.median(executemany) / statistics.median(copy)
@@ -116,16 +168,6 @@ def evaluate(
                 + floor_text,
             )
         )
-    targets.append(
-        _at_most(
-            "shadow@0.01 / legacy",
-            1.05,
-            _ratios(samples, operations, "shadow@0.01", "legacy", None),
-        )
-    )
-    targets.append(
-        _at_most("shadow@1 / legacy", 2.3, _ratios(samples, operations, "shadow@1", "legacy", None))
-    )
     return targets
 
 
@@ -146,22 +188,43 @@ def markdown(
     operations: Sequence[Operation],
     bulk: dict[str, list[float]],
     targets: Sequence[Target],
+    trips: dict[str, dict[str, list[str]]] | None = None,
 ) -> str:
     """The per-operation table (median / p95 in microseconds), dispatch, bulk and targets."""
     variants = list(VARIANTS)
+    ratios = [
+        ("legacy", PEER),
+        ("orm", PEER),
+        ("orm", "legacy"),
+        ("shadow@1", "legacy"),
+        ("shadow@1", PEER),
+        ("live@1", "orm"),
+        ("live@1", PEER),
+        (ORIGINAL, "legacy"),
+        (ORIGINAL, PEER),
+    ]
+    trip_variants = (PEER, "legacy", "orm", "shadow@1", "live@1")
     lines = [
         "Per call, median / p95 in microseconds; each facade call is its own transaction.",
+        "Round trips per call: " + " / ".join(trip_variants) + ".",
         "",
-        "| operation | category | " + " | ".join(variants) + " | orm/legacy | original/legacy |",
-        "|---|---|" + "---:|" * (len(variants) + 2),
+        "| operation | category | round trips | "
+        + " | ".join(variants)
+        + " | "
+        + " | ".join(f"{a}/{b}" for a, b in ratios)
+        + " |",
+        "|---|---|---|" + "---:|" * (len(variants) + len(ratios)),
     ]
     for operation in operations:
         cells = [_cell(samples, operation.name, variant) for variant in variants]
+        sent = (trips or {}).get(operation.name, {})
+        counts = " / ".join(str(len(sent[v])) if v in sent else "-" for v in trip_variants)
         lines.append(
-            f"| {operation.name} | {operation.category} | "
+            f"| {operation.name} | {operation.category} | {counts} | "
             + " | ".join(cells)
-            + f" | {_ratio_cell(samples, operation.name, 'orm', 'legacy')}"
-            + f" | {_ratio_cell(samples, operation.name, ORIGINAL, 'legacy')} |"
+            + " | "
+            + " | ".join(_ratio_cell(samples, operation.name, a, b) for a, b in ratios)
+            + " |"
         )
     dispatch = [
         (variant, samples.summary(DISPATCH, variant))
@@ -196,6 +259,7 @@ def results_json(
     targets: Sequence[Target],
     context: dict[str, Any],
     counts: dict[tuple[str, str], int],
+    trips: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[str, Any]:
     """Everything measured, for machines: per operation and variant, bulk, targets, context."""
 
@@ -220,6 +284,10 @@ def results_json(
             for name, values in bulk.items()
         },
         "targets": [{**asdict(target), "verdict": target.verdict} for target in targets],
+        "round_trips": {
+            name: {variant: len(queries) for variant, queries in sent.items()}
+            for name, sent in (trips or {}).items()
+        },
         "comparisons": {
             f"{key} {outcome}": count for (key, outcome), count in sorted(counts.items())
         },

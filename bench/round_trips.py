@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bench.database import Seeded
 from bench.operations import Operation
+from bench.peer import PEER, peer_caller, peer_pool
 from bench.suite import ORIGINAL, VARIANTS, bench_runtime
 from bench.wire import trace_round_trips
 from orm.database import get_engine
@@ -24,9 +25,23 @@ def count_round_trips(
     rng = random.Random(3)
     sent: dict[str, dict[str, list[str]]] = {}
     # Without the observations table: its writes share the pool, from another thread.
-    with bench_runtime(table=False) as (runtime, stores), trace_round_trips(get_engine()) as trace:
+    with (
+        bench_runtime(table=False) as (runtime, stores),
+        trace_round_trips(get_engine()) as trace,
+        peer_pool(size=1) as pool,
+    ):
+        peer = pool.getconn()
+        trace.follow(peer)
+        pool.putconn(peer)
         for operation in operations:
+            call = peer_caller(operation, pool)
+            call(operation.arguments(seeded, rng))
+            before = len(trace.queries())
+            call(operation.arguments(seeded, rng))
+            sent.setdefault(operation.name, {})[PEER] = trace.queries()[before:]
             for variant in POOLED:
+                if variant == PEER:
+                    continue
                 runtime.flags = stores[variant]
                 args, kwargs = operation.arguments(seeded, rng)
                 operation.facade(*args, **kwargs)  # the connection gets traced on checkout

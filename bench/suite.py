@@ -15,17 +15,19 @@ from bench.database import Seeded
 from bench.dispatch import measure_dispatch_round
 from bench.measure import Samples, time_calls
 from bench.operations import Call, Operation
+from bench.peer import PEER, peer_caller, peer_pool
 from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
 from compat.runtime import Runtime, build_runtime, use_runtime
 from compat.shadow.publishers import LogPublisher, Publisher, TablePublisher
 
-__all__ = ["COMPARED", "ORIGINAL", "VARIANTS", "Settings", "run_suite"]
+__all__ = ["COMPARED", "ORIGINAL", "PEER", "VARIANTS", "Settings", "run_suite"]
 
 ORIGINAL: Final = "original"
 """The legacy function as production calls it today: a new connection per call."""
 VARIANTS: Final[dict[str, str | None]] = {
     ORIGINAL: None,
+    PEER: None,
     "legacy": "legacy",
     "orm": "orm",
     "shadow@1": "shadow:1",
@@ -107,16 +109,19 @@ def run_suite(
     """
     rng = random.Random(11)
     samples = Samples()
-    with bench_runtime() as (runtime, stores):
+    with bench_runtime() as (runtime, stores), peer_pool() as pool:
         variants = list(VARIANTS)
+        peers = {operation.name: peer_caller(operation, pool) for operation in operations}
         # Warm up every path (connections, compiled caches) without recording.
         for operation in operations:
-            _interleaved(operation, variants, seeded, rng, 3, runtime, stores, None)
+            _interleaved(operation, variants, seeded, rng, 3, runtime, stores, None, peers)
         for round_ in range(settings.rounds):
             progress(f"round {round_ + 1}/{settings.rounds}")
             for operation in operations:
                 calls = max(1, round(settings.batch * operation.weight))
-                _interleaved(operation, variants, seeded, rng, calls, runtime, stores, samples)
+                _interleaved(
+                    operation, variants, seeded, rng, calls, runtime, stores, samples, peers
+                )
             if include_dispatch:
                 runtime.flags = stores["legacy"]
                 measure_dispatch_round(samples, seeded, rng, settings.dispatch_calls, round_)
@@ -137,6 +142,7 @@ def _interleaved(
     runtime: Runtime,
     stores: dict[str, FlagStore],
     samples: Samples | None,
+    peers: dict[str, Callable[[Call], object]],
 ) -> None:
     """``calls`` calls of every variant: the facade's interleaved call by call, then the original.
 
@@ -144,7 +150,8 @@ def _interleaved(
     always follows the same neighbour. The original variant runs in a block
     of its own afterwards: each of its calls makes the server start a backend
     and tear it down after the call returns, which would slow whichever
-    call came next.
+    call came next. The peer (the legacy SQL on a psycopg2 pool, no facade)
+    is interleaved with the facade's variants.
     """
     pooled = [variant for variant in variants if variant != ORIGINAL]
     durations: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -152,9 +159,13 @@ def _interleaved(
     for _ in range(calls):
         rng.shuffle(pooled)
         for variant in pooled:
-            runtime.flags = stores[variant]
+            if variant == PEER:
+                call = peers[operation.name]
+            else:
+                runtime.flags = stores[variant]
+                call = _caller(operation.facade)
             durations[variant] += time_calls(
-                _caller(operation.facade), [operation.arguments(seeded, rng)], collect_garbage=False
+                call, [operation.arguments(seeded, rng)], collect_garbage=False
             )
             if variant in COMPARED:
                 # Publishing runs off the caller's thread, as in production;

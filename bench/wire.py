@@ -67,7 +67,16 @@ class WireTrace:
     path: Path
     _stream: int
     _libc: ctypes.CDLL
+    _libpq: ctypes.CDLL
     _traced: list[Any] = field(default_factory=list)
+
+    def follow(self, dbapi_connection: Any) -> None:
+        """Trace ``dbapi_connection`` (a psycopg2 connection) too, from now on; once is enough."""
+        if not any(traced is dbapi_connection for traced in self._traced):
+            pointer = ctypes.c_void_p(dbapi_connection.pgconn_ptr)
+            self._libpq.PQtrace(pointer, ctypes.c_void_p(self._stream))
+            self._libpq.PQsetTraceFlags(pointer, _SUPPRESS_TIMESTAMPS)
+            self._traced.append(dbapi_connection)
 
     def queries(self) -> list[str]:
         """The text of every ``Query`` message sent so far (one round trip each)."""
@@ -94,7 +103,8 @@ def trace_round_trips(engine: sa.Engine) -> Iterator[WireTrace]:
     """Trace every connection the engine's pool hands out inside the block.
 
     A connection is traced from its first checkout in the block, after that
-    checkout's pre-ping: warm up with one call before taking marks.
+    checkout's liveness check: warm up with one call before taking marks.
+    ``WireTrace.follow`` adds a connection from elsewhere (the bench's peer pool).
     """
     libpq, libc = _libpq(), _libc()
     with tempfile.TemporaryDirectory(prefix="wire-") as directory:
@@ -102,14 +112,10 @@ def trace_round_trips(engine: sa.Engine) -> Iterator[WireTrace]:
         stream = libc.fopen(os.fsencode(path), b"w")
         if not stream:
             raise OSError(f"cannot open {path} for libpq's trace")
-        trace = WireTrace(path, stream, libc)
+        trace = WireTrace(path, stream, libc, libpq)
 
         def on_checkout(dbapi_connection: Any, *_: Any) -> None:
-            if not any(traced is dbapi_connection for traced in trace._traced):
-                pointer = ctypes.c_void_p(dbapi_connection.pgconn_ptr)
-                libpq.PQtrace(pointer, ctypes.c_void_p(stream))
-                libpq.PQsetTraceFlags(pointer, _SUPPRESS_TIMESTAMPS)
-                trace._traced.append(dbapi_connection)
+            trace.follow(dbapi_connection)
 
         event.listen(engine, "checkout", on_checkout)
         try:

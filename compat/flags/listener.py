@@ -28,7 +28,7 @@ from compat.flags.sources import READ_TIMEOUT_MS, read_table_on
 
 __all__ = ["APPLICATION_NAME", "CHANNEL", "FlagListener"]
 
-log = logging.getLogger("compat.flags")
+log = logging.getLogger("compat.flags.listener")
 
 CHANNEL: Final = "compat_flags"
 APPLICATION_NAME: Final = "compat flags listener"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from compat.flags.modes import Mode
 from compat.routing.arguments import Validator
-from compat.routing.compared import SERVING, compared_call
+from compat.routing.compared import SERVING, compared_call, compared_read
 from compat.routing.declaration import (
     REGISTRY,
     STICKY,
@@ -32,8 +32,16 @@ from compat.routing.declaration import (
     positional_check,
 )
 from compat.routing.sides import run_side
-from compat.routing.unit_of_work import in_unit
-from compat.runtime import get_runtime
+from compat.routing.unit_of_work import (
+    DATABASE_ERRORS,
+    UnitOfWork,
+    current_unit,
+    in_unit,
+    legacy_alone,
+    snapshot_unit,
+)
+from compat.runtime import Runtime, get_runtime
+from compat.shadow.observation import Side
 
 __all__ = ["facade"]
 
@@ -114,15 +122,27 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         mode = _STAGE_BEFORE[mode]
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):
         side = SERVING[mode]
+        if side is Side.LEGACY and current_unit() is None:
+            return legacy_alone(
+                lambda: spec.legacy(*args, **kwargs),
+                autocommit=spec.autocommit,
+                retry_lost=spec.kind is Kind.READ,
+            )
         return in_unit(
             spec.key,
             lambda unit: run_side(spec, side, unit, args, kwargs),
             autocommit=spec.autocommit,
+            retry_lost=spec.kind is Kind.READ,
+            lend=False,
         )
     # Both sides of a compared read must see one snapshot, or a concurrent
     # commit between them shows up as a false mismatch. Reads cannot fail to
     # serialize, so the caller sees nothing new; writes keep READ COMMITTED,
     # as legacy code ran them.
+    # A compared read of its own needs no savepoint (compared_read); one that
+    # streams through a named cursor needs psycopg2's own transaction.
+    if spec.autocommit and current_unit() is None:
+        return _compared_read_alone(spec, mode, runtime, args, kwargs)
     return in_unit(
         spec.key,
         lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
@@ -149,3 +169,26 @@ def _in_ramp(
     else:
         bucket = random.randrange(_BUCKETS)
     return bucket < percent * (_BUCKETS / 100)
+
+
+def _compared_read_alone(
+    spec: FacadeFunction,
+    mode: Mode,
+    runtime: Runtime,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> Any:
+    """A compared read outside a unit: a snapshot of its own, retried once on a lost connection."""
+    unit: UnitOfWork | None = None
+    try:
+        with snapshot_unit(runtime.candidate_timeout_ms) as unit:
+            return unit.run(
+                spec.key, lambda unit: compared_read(spec, mode, runtime, unit, args, kwargs)
+            )
+    except DATABASE_ERRORS:
+        if unit is None or not unit.was_lost:
+            raise
+    with snapshot_unit(runtime.candidate_timeout_ms) as unit:
+        return unit.run(
+            spec.key, lambda unit: compared_read(spec, mode, runtime, unit, args, kwargs)
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TypeVar, cast
 
@@ -26,7 +26,10 @@ __all__ = [
     "UnitOfWork",
     "as_psycopg2",
     "current_unit",
+    "end_snapshot",
     "in_unit",
+    "legacy_alone",
+    "snapshot_unit",
     "transaction",
     "unwrap",
 ]
@@ -59,7 +62,7 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "_opening", "connection")
+    __slots__ = ("_failure", "_opening", "_opening_raw", "connection", "was_lost")
 
     def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
         _hook(connection.engine)
@@ -67,12 +70,31 @@ class UnitOfWork:
         self._failure: str | None = None
         self._opening = opening
         """SQL the transaction must start with (its isolation level), not sent yet."""
+        self._opening_raw = False
+        """Send the opening on the psycopg2 cursor (a ``snapshot_unit``'s own BEGIN)."""
+        self.was_lost = False
+        """Whether the unit ended because its connection was lost (a unit of its own only)."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the server ended this unit's connection (a restart, a terminated backend)."""
+        if self.connection.invalidated:
+            return True
+        raw = self.connection.connection.dbapi_connection
+        return raw is None or bool(raw.closed)
 
     def open(self) -> None:
         """Send the transaction's opening SQL now if no statement has carried it yet."""
         if self._opening is not None:
             opening, self._opening = self._opening, None
-            self.connection.exec_driver_sql(opening)
+            if self._opening_raw:
+                # SQLAlchemy's execution machinery costs more CPU than this round
+                # trip; the statement returns nothing. A lost connection shows in
+                # ``lost`` (psycopg2 marks it closed), which the retry reads.
+                with self.dbapi_connection.cursor() as cursor:
+                    cursor.execute(opening)
+            else:
+                self.connection.exec_driver_sql(opening)
 
     @property
     def dbapi_connection(self) -> psycopg2.extensions.connection:
@@ -302,13 +324,16 @@ _ISOLATION_LEVELS = frozenset(
 
 
 @contextmanager
-def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[UnitOfWork]:
+def _unit(
+    isolation_level: str | None, *, autocommit: bool = False, lend: bool = True
+) -> Iterator[UnitOfWork]:
     """A unit of work whose opening SQL, if any, waits for the first statement to carry it.
 
     ``autocommit`` (a unit of its own only) runs it without a transaction:
     psycopg2 sends no BEGIN and no COMMIT, two round trips of four for a
     point read. Only for reads (FacadeFunction.autocommit); the connection
-    goes back to the pool as it came.
+    goes back to the pool as it came. ``lend=False`` (a call that runs only
+    the ORM side) skips lending the connection to legacy code.
     """
     unit = _current.get()
     if unit is not None:
@@ -323,36 +348,45 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
                 f"use one of {', '.join(sorted(_ISOLATION_LEVELS))}"
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
-    with ExitStack() as stack:
-        with as_psycopg2():
-            # The pool's connect (and its pre-ping) raise SQLAlchemy's class; a
-            # legacy function connecting itself raises psycopg2's: the caller gets that.
-            connection = stack.enter_context(get_runtime().engine.connect())
+    # Plain try/finally rather than an ExitStack: this runs on every standalone call.
+    with as_psycopg2():
+        # The pool's connect (and its liveness check) raise SQLAlchemy's class; a
+        # legacy function connecting itself raises psycopg2's: the caller gets that.
+        connection = get_runtime().engine.connect()
+    try:
+        raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
+        # Put back as it came (an application's own engine may be in autocommit).
+        before = raw.autocommit
         if autocommit:
-            raw = cast(psycopg2.extensions.connection, connection.connection.dbapi_connection)
-            # Put back as it came (an application's own engine may be in autocommit);
-            # registered first, so that nothing in between can skip it.
-            stack.callback(_restore_autocommit, raw, raw.autocommit)
             raw.autocommit = True  # on the client only: nothing is sent
-        with as_psycopg2():
-            outer = connection.begin()
-        unit = UnitOfWork(connection, opening)
-        token = _current.set(unit)
-        stack.callback(_current.reset, token)
-        stack.enter_context(lend_connection(unit.dbapi_connection))
         try:
-            yield unit
-        except BaseException as error:
-            if outer.is_active:
-                _roll_back_after(error, outer)
-            raise
-        if unit._failure is not None:
             with as_psycopg2():
-                outer.rollback()
-            raise UnitOfWorkAborted(unit._failure)
-        # As every facade call does: psycopg2's class, whichever path ran.
-        with as_psycopg2():
-            outer.commit()
+                outer = connection.begin()
+            unit = UnitOfWork(connection, opening)
+            token = _current.set(unit)
+            try:
+                with lend_connection(raw) if lend else nullcontext():
+                    try:
+                        yield unit
+                    except BaseException as error:
+                        unit.was_lost = unit.lost
+                        if outer.is_active:
+                            _roll_back_after(error, outer)
+                        raise
+                    if unit._failure is not None:
+                        with as_psycopg2():
+                            outer.rollback()
+                        raise UnitOfWorkAborted(unit._failure)
+                    # As every facade call does: psycopg2's class, whichever path ran.
+                    with as_psycopg2():
+                        outer.commit()
+            finally:
+                _current.reset(token)
+        finally:
+            if autocommit:
+                _restore_autocommit(raw, before)
+    finally:
+        connection.close()
 
 
 def _restore_autocommit(raw: psycopg2.extensions.connection, autocommit: bool) -> None:
@@ -390,17 +424,33 @@ def in_unit(
     isolation_level: str | None = None,
     *,
     autocommit: bool = False,
+    retry_lost: bool = False,
+    lend: bool = True,
 ) -> T:
     """Run ``call`` in the current unit of work, or in a unit of its own when there is none.
 
     ``isolation_level`` and ``autocommit`` apply only to a unit of its own;
     ``call`` sends the isolation level with its first savepoint
-    (``rolled_back_savepoint``) or calls ``open()``.
+    (``rolled_back_savepoint``) or calls ``open()``; ``lend=False`` when only
+    the ORM side runs. With ``retry_lost`` (reads
+    only: running one twice changes nothing), a unit of its own whose
+    connection turns out dead runs once more on a fresh one: the pool trusts
+    a recently used connection without a ping (``orm.liveness``), so a
+    restart can surface as the first statement's error. A write is never
+    retried: whether a lost COMMIT committed is unknown.
     """
     unit = _current.get()
     if unit is not None:
         return unit.run(where, call)
-    with _unit(isolation_level, autocommit=autocommit) as own:
+    if retry_lost:
+        own: UnitOfWork | None = None
+        try:
+            with _unit(isolation_level, autocommit=autocommit, lend=lend) as own:
+                return own.run(where, call)
+        except DATABASE_ERRORS:
+            if own is None or not own.was_lost:
+                raise
+    with _unit(isolation_level, autocommit=autocommit, lend=lend) as own:
         return own.run(where, call)
 
 
@@ -419,6 +469,115 @@ def as_psycopg2() -> Iterator[None]:
         if original is error:
             raise
         raise original from error
+
+
+def legacy_alone(call: Callable[[], T], *, autocommit: bool = False, retry_lost: bool = False) -> T:
+    """Run a legacy function outside any unit, on a pooled connection and nothing else.
+
+    What a unit of its own does for a call in ``legacy`` mode, without the
+    SQLAlchemy ``Connection`` and ``Transaction`` objects only the ORM path
+    needs: the pool's connection (with its liveness check) is lent to the
+    legacy code, in autocommit for a read, else committed once at the end.
+    ``retry_lost`` (reads only) runs the call once more on a fresh connection
+    when the first turned out dead, as ``in_unit`` does.
+    """
+    try:
+        return _legacy_once(call, autocommit)
+    except _Lost as lost:
+        if not retry_lost:
+            raise lost.error from None
+    try:
+        return _legacy_once(call, autocommit)
+    except _Lost as lost:
+        raise lost.error from None
+
+
+class _Lost(Exception):
+    """The connection died under a legacy call; carries the error the caller should get."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _legacy_once(call: Callable[[], T], autocommit: bool) -> T:
+    with as_psycopg2():
+        fairy = get_runtime().engine.raw_connection()
+    raw = cast(psycopg2.extensions.connection, fairy.dbapi_connection)
+    before = raw.autocommit
+    try:
+        if autocommit and not before:
+            raw.autocommit = True  # on the client only: nothing is sent
+        with lend_connection(raw):
+            result = call()
+        if not raw.autocommit:
+            raw.commit()
+        return result
+    except BaseException as error:
+        if raw.closed:
+            fairy.invalidate(error if isinstance(error, Exception) else None)
+            if isinstance(error, psycopg2.Error):
+                raise _Lost(error) from error
+            raise
+        if not raw.autocommit:
+            try:
+                raw.rollback()
+            except psycopg2.Error:
+                # The rollback's own failure must not hide the error that stopped the call.
+                fairy.invalidate()
+        raise
+    finally:
+        if not raw.closed and raw.autocommit is not before:
+            raw.autocommit = before
+        fairy.close()
+
+
+@contextmanager
+def snapshot_unit(statement_timeout_ms: int = 0) -> Iterator[UnitOfWork]:
+    """A unit of its own for a compared read: one REPEATABLE READ transaction, always rolled back.
+
+    Both sides of a compared read see one snapshot, and the transaction is
+    this call's alone: a failed candidate cannot abort anyone else's work,
+    and the rollback undoes whatever a read's candidate might have done, so
+    no savepoint is needed. The connection runs in autocommit on the client
+    and the unit sends its own ``BEGIN`` (with the candidate's statement
+    timeout, which the rollback undoes) in the first statement's round trip
+    and its ``ROLLBACK``: four round trips for a point read. ``end_snapshot``
+    ends the snapshot early (after a failed candidate); the serving side then
+    runs in autocommit.
+    """
+    if not 0 <= statement_timeout_ms <= MAX_STATEMENT_TIMEOUT_MS:
+        raise ValueError(
+            f"statement timeout {statement_timeout_ms!r} ms is out of range "
+            f"0..{MAX_STATEMENT_TIMEOUT_MS} (0: none)"
+        )
+    budget = f"; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
+    with _unit(None, autocommit=True) as unit:
+        unit._opening = "BEGIN ISOLATION LEVEL REPEATABLE READ" + (
+            budget if statement_timeout_ms else ""
+        )
+        unit._opening_raw = True
+        try:
+            yield unit
+        finally:
+            end_snapshot(unit)
+
+
+def end_snapshot(unit: UnitOfWork) -> None:
+    """Roll back a ``snapshot_unit``'s transaction if it began; never leave it open in the pool."""
+    unit._opening = None
+    if unit.lost:
+        return
+    raw = unit.dbapi_connection
+    if raw.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except psycopg2.Error as error:
+        # A connection whose transaction cannot be ended must not go back to the pool.
+        unit.connection.invalidate(error)
+        raise
 
 
 def unwrap(error: BaseException) -> BaseException:

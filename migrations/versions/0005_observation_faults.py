@@ -24,6 +24,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+DATA_LOSS_ON_DOWNGRADE = (
+    "drops compat_observation_drops (the counts of observations that could not be stored) "
+    "and the fault side of every compat_observations row"
+)
+
+
 def upgrade() -> None:
     # Nullable, no default: adding it rewrites nothing and takes the lock only briefly.
     op.add_column("compat_observations", sa.Column("fault", sa.Text(), nullable=True))

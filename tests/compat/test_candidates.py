@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from compat.errors import UnitOfWorkAborted
 from compat.routing.declaration import REGISTRY, Kind
 from compat.runtime import get_runtime
+from legacy.db import fetch_one
 from tests.compat.calls import CALLS, Call, new_session
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import Layer, observer_connection
@@ -185,3 +186,47 @@ def test_a_candidate_that_swallows_a_failed_flush_and_writes_on_cannot_commit_th
             assert cursor.fetchone() == (0,)
     finally:
         seeding.close()
+
+
+class TestAComparedReadOutsideAUnit:
+    """Its own REPEATABLE READ transaction, no savepoint: the budget binds the candidate only."""
+
+    def test_a_hanging_candidate_is_cut_off_and_the_serving_read_still_answers(
+        self, committed_layer: Layer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = "user_sessions.count_sessions"
+        spec = REGISTRY[key]
+
+        def hangs(db: Session) -> int:
+            db.execute(sa.text("SELECT pg_sleep(30)"))
+            return 0
+
+        monkeypatch.setitem(REGISTRY, key, dataclasses.replace(spec, orm=hangs))
+        monkeypatch.setattr(committed_layer.runtime, "candidate_timeout_ms", 200)
+        committed_layer.set_flags({key: "shadow"})
+        assert facade_function(key)() == 0
+        [observation] = committed_layer.observations()
+        assert observation.candidate.error_text is not None
+        assert "QueryCanceled [57014]" in observation.candidate.error_text
+        assert observation.serving.error is None
+
+    def test_a_serving_read_slower_than_the_candidates_budget_is_not_cut_off(
+        self, committed_layer: Layer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = "user_sessions.count_sessions"
+        spec = REGISTRY[key]
+
+        def slow_legacy() -> int:
+            row = fetch_one("SELECT count(*) AS n FROM user_sessions, pg_sleep(0.5)")
+            assert row is not None
+            return int(row["n"])
+
+        monkeypatch.setitem(REGISTRY, key, dataclasses.replace(spec, legacy=slow_legacy))
+        monkeypatch.setattr(committed_layer.runtime, "candidate_timeout_ms", 200)
+        committed_layer.set_flags({key: "shadow"})
+        # The serving read runs past the budget inside the snapshot, is cancelled
+        # there, and runs again unbounded: the caller gets its answer.
+        assert facade_function(key)() == 0
+        [observation] = committed_layer.observations()
+        assert observation.serving.error is None
+        assert observation.matched, observation.summary()

@@ -189,7 +189,7 @@ class TestInterruptsAndPipes:
         )
         assert done.returncode in (0, 141)  # whether head left before the last write
         assert done.stderr == ""
-        assert done.stdout.split() == ["key", "mode", "source", "sample"]
+        assert done.stdout.split() == ["key", "mode", "source", "sample", "ramp"]
 
 
 class TestAuditText:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.wire import WireTrace, trace_round_trips
-from compat.routing.declaration import REGISTRY
+from compat.routing.declaration import REGISTRY, Shape
 from compat.routing.unit_of_work import transaction
 from orm.database import create_engine, use_engine
 from tests.compat.calls import CALLS
@@ -47,38 +47,57 @@ def sent_by_one_call(layer: Layer, trace: WireTrace, key: str, mode: str) -> lis
 
 class TestRoundTrips:
     @pytest.mark.parametrize("mode", ["legacy", "orm"])
-    def test_a_single_path_write_sends_the_pre_ping_begin_its_statement_and_commit(
-        self, committed_layer: Layer, traced: WireTrace, mode: str
+    @pytest.mark.parametrize(
+        "key", sorted(key for key, spec in REGISTRY.items() if spec.shape is Shape.ROW_WRITE)
+    )
+    def test_a_single_path_write_sends_begin_its_statement_and_commit_and_no_ping(
+        self, committed_layer: Layer, traced: WireTrace, key: str, mode: str
     ) -> None:
-        sent = sent_by_one_call(committed_layer, traced, WRITE, mode)
-        assert [sent[0], sent[1], sent[-1]] == ["SELECT 1", "BEGIN", "COMMIT"], sent
-        assert len(sent) == 4, sent
+        sent = sent_by_one_call(committed_layer, traced, key, mode)
+        assert [sent[0], sent[-1]] == ["BEGIN", "COMMIT"], sent
+        assert len(sent) == 3, sent
 
     @pytest.mark.parametrize("mode", ["legacy", "orm"])
     @pytest.mark.parametrize(
         "key", sorted(key for key, spec in REGISTRY.items() if spec.autocommit)
     )
-    def test_a_single_path_read_sends_the_pre_ping_and_its_statement_alone(
+    def test_a_single_path_read_sends_its_statement_alone(
         self, committed_layer: Layer, traced: WireTrace, key: str, mode: str
     ) -> None:
         sent = sent_by_one_call(committed_layer, traced, key, mode)
-        assert sent[0] == "SELECT 1", sent
-        assert len(sent) == 2, sent
+        assert len(sent) == 1, sent
+        assert "SELECT 1" not in sent, sent
 
     @pytest.mark.parametrize("mode", ["shadow", "live"])
-    def test_a_compared_read_sends_its_snapshot_savepoint_and_budget_in_one_round_trip(
+    def test_a_compared_read_sends_its_snapshot_both_statements_and_a_rollback(
         self, committed_layer: Layer, traced: WireTrace, mode: str
     ) -> None:
         sent = sent_by_one_call(committed_layer, traced, READ, mode)
-        assert sent[:3] == [
-            "SELECT 1",
-            "BEGIN",
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SAVEPOINT sa_savepoint_1; "
-            "SET LOCAL statement_timeout = 2000",
-        ], sent
-        assert sent[4] == "ROLLBACK TO SAVEPOINT sa_savepoint_1; RELEASE SAVEPOINT sa_savepoint_1"
-        assert sent[-1] == "COMMIT"
-        assert len(sent) == 7, sent
+        # No savepoint: the transaction is the call's alone, and rolled back.
+        assert sent[0] == (
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL statement_timeout = 2000"
+        ), sent
+        assert sent[-1] == "ROLLBACK", sent
+        assert len(sent) == 4, sent
+
+    @pytest.mark.parametrize("mode", ["shadow", "live"])
+    def test_a_compared_read_in_a_unit_of_work_keeps_its_savepoint(
+        self, committed_layer: Layer, traced: WireTrace, mode: str
+    ) -> None:
+        seeding = observer_connection(committed_layer.url)
+        try:
+            call = CALLS[READ](seeding)
+        finally:
+            seeding.close()
+        committed_layer.set_flags({READ: mode})
+        with transaction():
+            facade_function(READ)(*call.args, **call.kwargs)
+            before = traced.mark()
+            facade_function(READ)(*call.args, **call.kwargs)
+            sent = traced.queries()[before:]
+        assert sent[0] == "SAVEPOINT sa_savepoint_2; SET LOCAL statement_timeout = 2000", sent
+        assert sent[2] == "ROLLBACK TO SAVEPOINT sa_savepoint_2; RELEASE SAVEPOINT sa_savepoint_2"
+        assert len(sent) == 4, sent
 
     @pytest.mark.parametrize("mode", ["shadow", "live"])
     def test_a_compared_write_adds_its_savepoint_and_both_touched_row_reads(
@@ -87,19 +106,19 @@ class TestRoundTrips:
         sent = sent_by_one_call(committed_layer, traced, WRITE, mode)
         # Writes keep READ COMMITTED, as the legacy code ran them; the touched row
         # is locked in the same round trip as the candidate's savepoint.
-        assert "FOR UPDATE" in sent[2], sent
-        assert sent[2].endswith("SAVEPOINT sa_savepoint_1; SET LOCAL statement_timeout = 2000"), (
+        assert "FOR UPDATE" in sent[1], sent
+        assert sent[1].endswith("SAVEPOINT sa_savepoint_1; SET LOCAL statement_timeout = 2000"), (
             sent
         )
         assert sum("/* compat: touched rows */" in query for query in sent) == 3, sent
-        assert len(sent) == 9, sent
+        assert len(sent) == 8, sent
 
     def test_the_next_call_on_a_connection_pays_nothing_for_a_compared_reads_snapshot(
         self, committed_layer: Layer, traced: WireTrace
     ) -> None:
         sent_by_one_call(committed_layer, traced, READ, "shadow")
         after = sent_by_one_call(committed_layer, traced, READ, "legacy")
-        assert len(after) == 2, after
+        assert len(after) == 1, after
         with committed_layer.engine.connect() as connection:
             level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
         assert level == "read committed"
@@ -151,7 +170,7 @@ class TestAutocommitReads:
         assert not REGISTRY[key].autocommit
         for mode in ("legacy", "orm"):
             sent = sent_by_one_call(committed_layer, traced, key, mode)
-            assert sent[1] == "BEGIN", sent
+            assert sent[0] == "BEGIN", sent
             assert sent[-1] == "COMMIT", sent
 
     @pytest.mark.parametrize("mode", ["legacy", "orm"])

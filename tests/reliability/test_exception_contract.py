@@ -246,15 +246,19 @@ class TestWhenAStatementFails:
         self, database: str, mode: str
     ) -> None:
         session_uuid = a_session()
+        # A write: a read whose connection dies is run once more on a fresh one
+        # (the liveness check trusts a recently used connection), never a write.
         expected = killed_while_blocked(
-            database, lambda: legacy.user_sessions.get_session(session_uuid)
+            database, lambda: legacy.user_sessions.complete_session(session_uuid)
         )
         assert issubclass(expected.cls, psycopg2.OperationalError)
         with facade_in(mode, database):
-            got = killed_while_blocked(database, lambda: user_sessions.get_session(session_uuid))
+            got = killed_while_blocked(
+                database, lambda: user_sessions.complete_session(session_uuid)
+            )
             assert got == expected
             in_unit = killed_while_blocked(
-                database, in_a_unit(lambda: user_sessions.get_session(session_uuid))
+                database, in_a_unit(lambda: user_sessions.complete_session(session_uuid))
             )
             assert in_unit == expected
             # The pool replaced the dead connection: the next call just works.
