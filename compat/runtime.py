@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import layer_settings
 from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
+from compat.shadow.metrics import MetricsPublisher
 from compat.shadow.publishers import (
     CounterPublisher,
     Dispatcher,
@@ -75,7 +76,7 @@ def build_runtime(
     With ``settings``, the runtime gets an engine of its own for their
     database (nothing connects until the first call); ``engine`` gives it
     that engine ready-made (a test's recording one). ``publishers`` replaces
-    the log and table publishers (the counters are always kept);
+    the log and table publishers (the counters and the metrics are always kept);
     ``environ`` gives the flag store its own flag variables (tests).
     """
     if engine is None and settings is not None:
@@ -89,7 +90,7 @@ def build_runtime(
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
     return Runtime(
         flags=FlagStore(registry, environ=environ, ttl_seconds=ttl_seconds, engine=engine_of),
-        dispatcher=Dispatcher([*chosen, counters]),
+        dispatcher=Dispatcher([*chosen, counters, MetricsPublisher()]),
         counters=counters,
         raise_on_mismatch=raise_on_mismatch,
         candidate_timeout_ms=knobs.candidate_timeout_ms,

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
 from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
+from compat.cli.metrics import serve_metrics
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
 from compat.cli.verify import verify
@@ -117,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
     state.set_defaults(run=status)
+
+    serving = commands.add_parser(
+        "metrics",
+        help="serve the layer's Prometheus metrics on http://127.0.0.1:PORT/metrics",
+        description=(
+            "Serve the layer's Prometheus metrics over HTTP (docs/observability.md lists them). "
+            "With PROMETHEUS_MULTIPROC_DIR set, every process's files are added up."
+        ),
+    )
+    serving.add_argument("--port", type=int, required=True, help="the port to listen on")
+    serving.add_argument(
+        "--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)"
+    )
+    serving.set_defaults(run=serve_metrics)
 
     checking = commands.add_parser(
         "verify",

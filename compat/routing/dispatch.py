@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
@@ -30,6 +31,7 @@ from compat.routing.declaration import (
 from compat.routing.sides import run_side
 from compat.routing.unit_of_work import in_unit
 from compat.runtime import get_runtime
+from compat.shadow.metrics import meter
 
 __all__ = ["facade"]
 
@@ -100,17 +102,34 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     mode = state.mode
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):
         side = SERVING[mode]
+        metered = meter(spec.key, mode, side)
+        started = time.perf_counter()
+        try:
+            return in_unit(
+                spec.key,
+                lambda unit: run_side(spec, side, unit, args, kwargs),
+                autocommit=spec.autocommit,
+            )
+        except BaseException:
+            metered.errors.inc()
+            raise
+        finally:
+            metered.calls.inc()
+            metered.seconds.observe(time.perf_counter() - started)
+    # Counted here, timed from the observation (each side's own time, not the pair's).
+    metered = meter(spec.key, mode, SERVING[mode])
+    try:
+        # Both sides of a compared read must see one snapshot, or a concurrent
+        # commit between them shows up as a false mismatch. Reads cannot fail to
+        # serialize, so the caller sees nothing new; writes keep READ COMMITTED,
+        # as legacy code ran them.
         return in_unit(
             spec.key,
-            lambda unit: run_side(spec, side, unit, args, kwargs),
-            autocommit=spec.autocommit,
+            lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
+            _SNAPSHOT if spec.kind is Kind.READ else None,
         )
-    # Both sides of a compared read must see one snapshot, or a concurrent
-    # commit between them shows up as a false mismatch. Reads cannot fail to
-    # serialize, so the caller sees nothing new; writes keep READ COMMITTED,
-    # as legacy code ran them.
-    return in_unit(
-        spec.key,
-        lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
-        _SNAPSHOT if spec.kind is Kind.READ else None,
-    )
+    except BaseException:
+        metered.errors.inc()
+        raise
+    finally:
+        metered.calls.inc()
