@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import compat  # noqa: F401  (declares every facade function)
 from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
 from compat.cli.metrics import serve_metrics
+from compat.cli.mismatches import mismatches
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
 from compat.cli.verify import verify
@@ -117,7 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
+    state.add_argument("--json", action="store_true", help="print one JSON document")
     state.set_defaults(run=status)
+
+    grouped = commands.add_parser(
+        "mismatches",
+        help="the stored mismatches grouped by fingerprint, with the latest redacted diff",
+        description=(
+            "Group the stored mismatches (of KEY, or of every function) by fingerprint: the "
+            "function, the fields that differ and the kinds of their values. One line per "
+            "group: its count, the latest one's time and its redacted diff. Largest first."
+        ),
+    )
+    grouped.add_argument("key", nargs="?", help="only this facade key")
+    grouped.add_argument("--json", action="store_true", help="print one JSON document")
+    grouped.set_defaults(run=mismatches)
 
     serving = commands.add_parser(
         "metrics",

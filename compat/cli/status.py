@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import TextIO
 
 import sqlalchemy as sa
@@ -24,8 +25,35 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
     """Per key: mode, observations and mismatches in the window, last mismatch time."""
     with get_runtime().engine.connect() as connection:
         seen = {row.key: row for row in connection.execute(_STATUS, {"minutes": args.window})}
+    states = get_runtime().flags.states()
+    if args.json:
+        json.dump(
+            {
+                "database": where(),
+                "window_minutes": args.window,
+                "functions": [
+                    {
+                        "key": state.key,
+                        "mode": state.mode.value,
+                        "sample_rate": state.sample_rate,
+                        "source": state.source,
+                        "observations": row.observations if row else 0,
+                        "mismatches": row.mismatches if row else 0,
+                        "last_mismatch": row.last_mismatch.isoformat(timespec="seconds")
+                        if row and row.last_mismatch
+                        else None,
+                    }
+                    for state in states
+                    for row in (seen.get(state.key),)
+                ],
+            },
+            out,
+            indent=2,
+        )
+        out.write("\n")
+        return EXIT_OK
     rows = []
-    for state in get_runtime().flags.states():
+    for state in states:
         row = seen.get(state.key)
         rows.append(
             (
