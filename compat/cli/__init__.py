@@ -14,12 +14,14 @@ import compat  # noqa: F401  (declares every facade function)
 from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
 from compat.cli.metrics import serve_metrics
 from compat.cli.mismatches import mismatches
+from compat.cli.observations import observations_prune
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
 from compat.cli.verify import verify
 from compat.errors import CompatError
 from compat.flags.modes import MODES
 from compat.rollout import gates
+from compat.shadow import stored
 from compat.verify import runner as verification
 from layer_settings import SettingsError
 
@@ -133,6 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
     grouped.add_argument("key", nargs="?", help="only this facade key")
     grouped.add_argument("--json", action="store_true", help="print one JSON document")
     grouped.set_defaults(run=mismatches)
+
+    kept = commands.add_parser("observations", help="maintain the stored observations")
+    kept_commands = kept.add_subparsers(dest="observations_command", metavar="SUBCOMMAND")
+    kept_commands.required = True
+    pruning = kept_commands.add_parser(
+        "prune",
+        help="apply the retention: a bound of rows per key, and an age",
+        description=(
+            "Delete the observation rows (mismatches and candidate errors) beyond the newest "
+            "--keep per key or older than --days, and the per-minute counts older than --days. "
+            "Every row removed was already counted: compat status and the gates see the same "
+            "numbers before and after. Run it from cron (every few minutes is cheap)."
+        ),
+    )
+    pruning.add_argument(
+        "--keep",
+        type=_positive,
+        default=stored.DEFAULT_KEEP,
+        metavar="N",
+        help=f"rows kept per key, newest first (default {stored.DEFAULT_KEEP})",
+    )
+    pruning.add_argument(
+        "--days",
+        type=float,
+        default=stored.DEFAULT_ROLLUP_DAYS,
+        metavar="DAYS",
+        help=f"how long anything is kept (default {stored.DEFAULT_ROLLUP_DAYS:g})",
+    )
+    pruning.set_defaults(run=observations_prune)
 
     serving = commands.add_parser(
         "metrics",

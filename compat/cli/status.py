@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TextIO
-
-import sqlalchemy as sa
 
 from compat.cli.output import EXIT_OK, table, where
 from compat.runtime import get_runtime
+from compat.shadow.stored import counts, last_mismatches
 
 __all__ = ["status"]
 
-_STATUS = sa.text(
-    "SELECT key, count(*) AS observations, count(*) FILTER (WHERE NOT matched) AS mismatches, "
-    "max(observed_at) FILTER (WHERE NOT matched) AS last_mismatch "
-    "FROM compat_observations "
-    "WHERE observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute' GROUP BY key"
-)
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    observations: int = 0
+    mismatches: int = 0
+    last_mismatch: datetime | None = None
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
     """Per key: mode, observations and mismatches in the window, last mismatch time."""
     with get_runtime().engine.connect() as connection:
-        seen = {row.key: row for row in connection.execute(_STATUS, {"minutes": args.window})}
+        seen: dict[str, _Seen] = {}
+        for found in counts(connection, args.window).values():
+            before = seen.get(found.key, _Seen())
+            seen[found.key] = _Seen(
+                before.observations + found.compared, before.mismatches + found.mismatches
+            )
+        for key, at in last_mismatches(connection, args.window).items():
+            before = seen.get(key, _Seen())
+            seen[key] = _Seen(before.observations, before.mismatches, at)
     states = get_runtime().flags.states()
     if args.json:
         json.dump(
