@@ -11,6 +11,7 @@ import psycopg2
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
+from compat.cli.dashboard import serve_dashboard
 from compat.cli.flags import flags_history, flags_list, flags_plan, flags_set, kill_switch
 from compat.cli.metrics import serve_metrics
 from compat.cli.mismatches import mismatches
@@ -178,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)"
     )
     serving.set_defaults(run=serve_metrics)
+
+    page = commands.add_parser(
+        "dashboard",
+        help="serve a read-only HTML page of every function on http://127.0.0.1:PORT/",
+        description=(
+            "Serve one read-only page: per function its stage, compared calls, mismatches, "
+            "candidate errors, each side's p50/p95, the next step from the gates, the latest "
+            "mismatches (redacted) and the flag history. Binds 127.0.0.1; the page has no "
+            "login, so another address needs --behind-authenticating-proxy."
+        ),
+    )
+    page.add_argument("--port", type=int, default=8471, help="the port (default 8471)")
+    page.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
+    page.add_argument(
+        "--behind-authenticating-proxy",
+        action="store_true",
+        help="allow an address other than loopback: only behind a proxy that authenticates",
+    )
+    page.set_defaults(run=serve_dashboard)
 
     checking = commands.add_parser(
         "verify",

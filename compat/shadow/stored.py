@@ -7,7 +7,7 @@ where the rows are kept is decided in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -15,17 +15,25 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from compat.shadow.fingerprint import shape_of
+from compat.shadow.metrics import BUCKETS
 
 __all__ = [
+    "BOUNDS_MS",
     "DEFAULT_KEEP",
     "DEFAULT_ROLLUP_DAYS",
     "Counts",
     "MismatchGroup",
     "Pruned",
+    "Stored",
+    "Times",
     "counts",
+    "hourly",
     "last_mismatches",
+    "latest",
     "mismatch_groups",
     "prune",
+    "quantile",
+    "times",
 ]
 
 DEFAULT_KEEP: Final = 1000
@@ -118,6 +126,93 @@ def counts(
         )
         for row in rows
     }
+
+
+BOUNDS_MS: Final = tuple(bound * 1e3 for bound in BUCKETS)
+"""The upper bounds (ms) of the rollups' time buckets; one more bucket holds the rest."""
+
+_TIMES: Final = sa.text(
+    "SELECT key, legacy_ms_buckets AS legacy, orm_ms_buckets AS orm "
+    "FROM compat_observation_rollups "
+    "WHERE minute >= date_trunc('minute', CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute')"
+)
+_HOURLY: Final = sa.text(
+    "SELECT key, floor(extract(epoch FROM CURRENT_TIMESTAMP - minute) / 3600)::int AS hours_ago, "
+    "sum(compared) AS compared, sum(mismatches + candidate_errors) AS bad "
+    "FROM compat_observation_rollups "
+    "WHERE minute >= CURRENT_TIMESTAMP - :hours * INTERVAL '1 hour' GROUP BY key, hours_ago"
+)
+_LATEST: Final = sa.text(
+    "SELECT key, observed_at, mode, diff, candidate_error FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY key ORDER BY observed_at DESC, id DESC) AS n "
+    "FROM compat_observations WHERE NOT matched OR candidate_error IS NOT NULL) AS ranked "
+    "WHERE n <= :limit ORDER BY key, observed_at DESC"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Times:
+    """Each side's time of one key's observations in a window, as bucket counts."""
+
+    legacy: tuple[int, ...]
+    orm: tuple[int, ...]
+
+
+def times(connection: sa.Connection, window_minutes: float) -> dict[str, Times]:
+    """Per key, the bucket counts of each side's time in the window (every mode)."""
+    found: dict[str, Times] = {}
+    size = len(BOUNDS_MS) + 1
+    for row in connection.execute(_TIMES, {"minutes": window_minutes}):
+        before = found.get(row.key, Times((0,) * size, (0,) * size))
+        found[row.key] = Times(
+            tuple(a + b for a, b in zip(before.legacy, row.legacy, strict=True)),
+            tuple(a + b for a, b in zip(before.orm, row.orm, strict=True)),
+        )
+    return found
+
+
+def quantile(buckets: Sequence[int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket the ``q`` quantile falls in; inf above the last."""
+    total = sum(buckets)
+    if total == 0:
+        return None
+    seen = 0
+    for index, count in enumerate(buckets):
+        seen += count
+        if seen >= q * total:
+            return BOUNDS_MS[index] if index < len(BOUNDS_MS) else float("inf")
+    return float("inf")
+
+
+def hourly(connection: sa.Connection, hours: int) -> dict[str, list[tuple[int, int]]]:
+    """Per key, per hour back from now (index 0: this hour), compared calls and bad ones."""
+    series: dict[str, list[tuple[int, int]]] = {}
+    for row in connection.execute(_HOURLY, {"hours": hours}):
+        if 0 <= row.hours_ago < hours:
+            slots = series.setdefault(row.key, [(0, 0)] * hours)
+            slots[row.hours_ago] = (int(row.compared), int(row.bad))
+    return series
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One kept mismatch or candidate error, as stored (redacted)."""
+
+    key: str
+    observed_at: datetime
+    mode: str
+    diff: str | None
+    candidate_error: str | None
+
+
+def latest(connection: sa.Connection, per_key: int) -> dict[str, list[Stored]]:
+    """Per key, its newest kept mismatches and candidate errors, newest first."""
+    found: dict[str, list[Stored]] = {}
+    for row in connection.execute(_LATEST, {"limit": per_key}):
+        found.setdefault(row.key, []).append(
+            Stored(row.key, row.observed_at, row.mode, row.diff, row.candidate_error)
+        )
+    return found
 
 
 def last_mismatches(connection: sa.Connection, window_minutes: float) -> dict[str, datetime]:
