@@ -138,7 +138,9 @@ class Settings:
     allow_data_loss: bool = False
     search_path: str = "/usr/bin:/bin"
     metrics_dir: str | None = None
-    """PROMETHEUS_MULTIPROC_DIR: where prometheus-client's multiprocess mode keeps its files."""
+    """PROMETHEUS_MULTIPROC_DIR: where prometheus-client's multiprocess mode keeps its files.
+
+    None when unset, or when it is not a directory (then nothing is recorded)."""
     configured: bool = False
     """Whether the environment names a database (DATABASE_URL or any POSTGRES_* variable)."""
     problems: tuple[str, ...] = field(default=())
@@ -283,6 +285,7 @@ def _metrics_dir(environ: Mapping[str, str], problems: list[str]) -> str | None:
             f"PROMETHEUS_MULTIPROC_DIR={text!r} is not a directory; create it (empty) before "
             "the processes start; the layer's metrics are not recorded"
         )
+        return None
     return text
 
 

@@ -189,13 +189,16 @@ def _bind(key: str, mode: Mode, side: Side) -> Meter:
 
 def set_modes(modes: Iterable[tuple[str, Mode]]) -> None:
     """Set the mode gauge: 1 for each key's mode, 0 for its other modes; never raises."""
+    global _failed
     try:
         for key, mode in modes:
             for each in Mode:
                 MODE.labels(key, each.value).set(1 if each is mode else 0)
             _modes[key] = mode
     except OSError as error:
-        internal.error("compat: the mode gauge is not recorded: %s", error)
+        if not _failed:
+            internal.error("compat: metrics are not recorded: %s", error)
+            _failed = True
 
 
 class MetricsPublisher:

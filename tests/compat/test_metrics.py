@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
+import layer_settings
 from compat import metrics
 from compat.routing.declaration import REGISTRY
 from compat.runtime import get_runtime
@@ -91,6 +92,8 @@ def gunicorn(committed_layer: Layer, tmp_path: Path) -> Iterator[Gunicorn]:
     config = tmp_path / "gunicorn.conf.py"
     config.write_text("from compat.metrics import child_exit  # noqa: F401\n", encoding="utf-8")
     port = free_port()
+    # A file, not a pipe: a pipe nobody reads would block gunicorn once full.
+    log = (tmp_path / "gunicorn.log").open("wb")
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": committed_layer.url,
@@ -102,13 +105,13 @@ def gunicorn(committed_layer: Layer, tmp_path: Path) -> Iterator[Gunicorn]:
         cwd=ROOT,
         env=environ,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     server = Gunicorn(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
             try:
                 server.scrape()
                 break
@@ -119,8 +122,7 @@ def gunicorn(committed_layer: Layer, tmp_path: Path) -> Iterator[Gunicorn]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
+        log.close()
 
 
 class TestUnderGunicorn:
@@ -155,6 +157,22 @@ class TestUnderGunicorn:
         assert value(samples, "compat_mode", key=SHADOWED, mode="legacy") == 0
         assert value(samples, "compat_mode", key=ALONE, mode="legacy") == 1
         print(f"served by {len(pids)} worker(s): {sorted(pids)}")
+
+
+class TestTheMultiprocessDirectory:
+    def test_that_is_not_a_directory_is_logged_and_nothing_is_added_up(
+        self, tmp_path: Path
+    ) -> None:
+        settings = layer_settings.load({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+        assert settings.metrics_dir is None
+        [problem] = settings.problems
+        assert problem.startswith(f"PROMETHEUS_MULTIPROC_DIR='{tmp_path / 'missing'}' is not")
+        assert metrics.registry(settings) is METRICS
+
+    def test_that_exists_is_where_a_scrape_reads_every_process(self, tmp_path: Path) -> None:
+        settings = layer_settings.load({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+        assert settings.metrics_dir == str(tmp_path)
+        assert metrics.registry(settings) is not METRICS
 
 
 class TestInOneProcess:
