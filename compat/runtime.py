@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import layer_settings
 from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
+from compat.shadow.metrics import MetricsPublisher
 from compat.shadow.publishers import (
     CounterPublisher,
     Dispatcher,
@@ -101,7 +102,7 @@ def build_runtime(
     With ``settings``, the runtime gets an engine of its own for their
     database (nothing connects until the first call); ``engine`` gives it
     that engine ready-made (a test's recording one). ``publishers`` replaces
-    the log and table publishers (the counters are always kept);
+    the log and table publishers (the counters and the metrics are always kept);
     ``environ`` gives the flag store its own flag variables (tests).
     """
     if engine is None and settings is not None:
@@ -125,7 +126,7 @@ def build_runtime(
             listen=environ is None and knobs.flags_listen,
         ),
         dispatcher=Dispatcher(
-            [*chosen, counters],
+            [*chosen, counters, MetricsPublisher()],
             on_drop=counters.count_dropped,
             record_drops=recorders[0] if recorders else None,
         ),

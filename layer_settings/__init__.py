@@ -91,6 +91,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_DRAIN_TIMEOUT_MS", "5000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
     Variable("COMPAT_ALLOW_DATA_LOSS", "0", serving=False),
+    Variable("PROMETHEUS_MULTIPROC_DIR", None, serving=False),
     Variable("PATH", None, serving=False, inherited=True),
 )
 """Every variable the layer reads (docs/configuration.md lists them; a test keeps it true)."""
@@ -147,6 +148,10 @@ class Settings:
     redact: bool = True
     allow_data_loss: bool = False
     search_path: str = "/usr/bin:/bin"
+    metrics_dir: str | None = None
+    """PROMETHEUS_MULTIPROC_DIR: where prometheus-client's multiprocess mode keeps its files.
+
+    None when unset, or when it is not a directory (then nothing is recorded)."""
     configured: bool = False
     """Whether the environment names a database (DATABASE_URL or any POSTGRES_* variable)."""
     problems: tuple[str, ...] = field(default=())
@@ -296,6 +301,19 @@ def _drain_timeout(environ: Mapping[str, str], problems: list[str]) -> int:
     return 5000
 
 
+def _metrics_dir(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    # prometheus-client reads the variable itself, at import; the layer reads it
+    # to add up every process's files when it is scraped.
+    text = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if text is not None and not os.path.isdir(text):
+        problems.append(
+            f"PROMETHEUS_MULTIPROC_DIR={text!r} is not a directory; create it (empty) before "
+            "the processes start; the layer's metrics are not recorded"
+        )
+        return None
+    return text
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (the process's environment when None)."""
     env = os.environ if environ is None else environ
@@ -315,6 +333,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         redact=_redact(env, problems),
         allow_data_loss=_flag(env, "COMPAT_ALLOW_DATA_LOSS", problems, default=False),
         search_path=env.get("PATH") or "/usr/bin:/bin",
+        metrics_dir=_metrics_dir(env, problems),
         configured=any(env.get(name) for name in DATABASE_VARIABLES),
         problems=tuple(problems),
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -199,3 +200,23 @@ class CompatObservationDrop(Base):
         CheckConstraint("dropped > 0", name="dropped"),
         Index("idx_compat_observation_drops_key_recorded_at", "key", "recorded_at"),
     )
+
+
+class CompatObservationRollup(Base):
+    """Every observation of one key in one mode in one minute, counted (the only record of matches).
+
+    Written by a trigger on compat_observations (migration 0006); each side's
+    time is counted in the buckets of compat_call_seconds (0.5 ms .. 10 s, and
+    one above).
+    """
+
+    __tablename__ = "compat_observation_rollups"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    mode: Mapped[str] = mapped_column(Text, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    compared: Mapped[int] = mapped_column(BigInteger)
+    mismatches: Mapped[int] = mapped_column(BigInteger)
+    candidate_errors: Mapped[int] = mapped_column(BigInteger)
+    legacy_ms_buckets: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    orm_ms_buckets: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))

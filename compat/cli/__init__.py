@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
 import layer_settings
+from compat.cli.dashboard import serve_dashboard
 from compat.cli.flags import (
     flags_history,
     flags_list,
@@ -24,6 +25,9 @@ from compat.cli.flags import (
     guard,
     kill_switch,
 )
+from compat.cli.metrics import serve_metrics
+from compat.cli.mismatches import mismatches
+from compat.cli.observations import observations_prune
 from compat.cli.output import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -39,6 +43,7 @@ from compat.flags.modes import MODES
 from compat.flags.store import MAX_REASON_LENGTH
 from compat.rollout import gates
 from compat.runtime import build_runtime, use_runtime
+from compat.shadow import stored
 from compat.verify import runner as verification
 from layer_settings import SettingsError
 from orm.database import create_engine, database_url
@@ -209,7 +214,83 @@ def build_parser() -> argparse.ArgumentParser:
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=_minutes, default=60.0, help="minutes to look back (60)")
+    state.add_argument("--json", action="store_true", help="print one JSON document")
     state.set_defaults(run=status, bounded=True)
+
+    grouped = commands.add_parser(
+        "mismatches",
+        help="the stored mismatches grouped by fingerprint, with the latest redacted diff",
+        description=(
+            "Group the stored mismatches (of KEY, or of every function) by fingerprint: the "
+            "function, the fields that differ and the kinds of their values. One line per "
+            "group: its count, the latest one's time and its redacted diff. Largest first."
+        ),
+    )
+    grouped.add_argument("key", nargs="?", help="only this facade key")
+    grouped.add_argument("--json", action="store_true", help="print one JSON document")
+    grouped.set_defaults(run=mismatches)
+
+    kept = commands.add_parser("observations", help="maintain the stored observations")
+    kept_commands = kept.add_subparsers(dest="observations_command", metavar="SUBCOMMAND")
+    kept_commands.required = True
+    pruning = kept_commands.add_parser(
+        "prune",
+        help="apply the retention: a bound of rows per key, and an age",
+        description=(
+            "Delete the observation rows (mismatches and candidate errors) beyond the newest "
+            "--keep per key or older than --days, and the per-minute counts older than --days. "
+            "Every row removed was already counted: compat status and the gates see the same "
+            "numbers before and after. Run it from cron (every few minutes is cheap)."
+        ),
+    )
+    pruning.add_argument(
+        "--keep",
+        type=_positive,
+        default=stored.DEFAULT_KEEP,
+        metavar="N",
+        help=f"rows kept per key, newest first (default {stored.DEFAULT_KEEP})",
+    )
+    pruning.add_argument(
+        "--days",
+        type=float,
+        default=stored.DEFAULT_ROLLUP_DAYS,
+        metavar="DAYS",
+        help=f"how long anything is kept (default {stored.DEFAULT_ROLLUP_DAYS:g})",
+    )
+    pruning.set_defaults(run=observations_prune)
+
+    serving = commands.add_parser(
+        "metrics",
+        help="serve the layer's Prometheus metrics on http://127.0.0.1:PORT/metrics",
+        description=(
+            "Serve the layer's Prometheus metrics over HTTP (docs/observability.md lists them). "
+            "With PROMETHEUS_MULTIPROC_DIR set, every process's files are added up."
+        ),
+    )
+    serving.add_argument("--port", type=int, required=True, help="the port to listen on")
+    serving.add_argument(
+        "--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)"
+    )
+    serving.set_defaults(run=serve_metrics)
+
+    page = commands.add_parser(
+        "dashboard",
+        help="serve a read-only HTML page of every function on http://127.0.0.1:PORT/",
+        description=(
+            "Serve one read-only page: per function its stage, compared calls, mismatches, "
+            "candidate errors, each side's p50/p95, the next step from the gates, the latest "
+            "mismatches (redacted) and the flag history. Binds 127.0.0.1; the page has no "
+            "login, so another address needs --behind-authenticating-proxy."
+        ),
+    )
+    page.add_argument("--port", type=int, default=8471, help="the port (default 8471)")
+    page.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
+    page.add_argument(
+        "--behind-authenticating-proxy",
+        action="store_true",
+        help="allow an address other than loopback: only behind a proxy that authenticates",
+    )
+    page.set_defaults(run=serve_dashboard)
 
     checking = commands.add_parser(
         "verify",

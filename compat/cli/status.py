@@ -1,25 +1,25 @@
-"""Compat layer: `compat status`: modes and recent mismatches per function."""
+"""Compat layer: `compat status`: modes, compared calls, mismatches, faults and drops."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TextIO
 
 import sqlalchemy as sa
 
 from compat.cli.output import EXIT_OK, table, where
 from compat.runtime import get_runtime
+from compat.shadow.stored import counts, last_mismatches
 
 __all__ = ["status"]
 
 # A fault (a side lost its connection) compared nothing: counted apart, never as a mismatch.
-_STATUS = sa.text(
-    "SELECT key, count(*) AS observations, "
-    "count(*) FILTER (WHERE NOT matched AND fault IS NULL) AS mismatches, "
-    "count(*) FILTER (WHERE fault IS NOT NULL) AS faults, "
-    "max(observed_at) FILTER (WHERE NOT matched AND fault IS NULL) AS last_mismatch "
-    "FROM compat_observations "
-    "WHERE observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute' GROUP BY key"
+_FAULTS = sa.text(
+    "SELECT key, count(*) AS faults FROM compat_observations WHERE fault IS NOT NULL "
+    "AND observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute' GROUP BY key"
 )
 _DROPPED = sa.text(
     "SELECT key, sum(dropped) AS dropped FROM compat_observation_drops "
@@ -27,17 +27,62 @@ _DROPPED = sa.text(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    observations: int = 0
+    mismatches: int = 0
+    last_mismatch: datetime | None = None
+
+
 def status(args: argparse.Namespace, out: TextIO) -> int:
-    """Per key: mode, observations, mismatches, faults and drops in the window, last mismatch."""
+    """Per key: mode, compared calls, mismatches, faults and drops in the window, last mismatch."""
     runtime = get_runtime()
     window = {"minutes": args.window}
     with runtime.engine.connect() as connection:
-        seen = {row.key: row for row in connection.execute(_STATUS, window)}
+        seen: dict[str, _Seen] = {}
+        for found in counts(connection, args.window).values():
+            before = seen.get(found.key, _Seen())
+            seen[found.key] = _Seen(
+                before.observations + found.compared, before.mismatches + found.mismatches
+            )
+        for key, at in last_mismatches(connection, args.window).items():
+            before = seen.get(key, _Seen())
+            seen[key] = _Seen(before.observations, before.mismatches, at)
+        faults = {row.key: int(row.faults) for row in connection.execute(_FAULTS, window)}
         dropped = {row.key: int(row.dropped) for row in connection.execute(_DROPPED, window)}
     # The modes shown must be the table's: a failed read raises rather than show defaults.
     runtime.flags.refresh(strict=True)
+    states = runtime.flags.states()
+    if args.json:
+        json.dump(
+            {
+                "database": where(),
+                "window_minutes": args.window,
+                "functions": [
+                    {
+                        "key": state.key,
+                        "mode": state.mode.value,
+                        "sample_rate": state.sample_rate,
+                        "source": state.source,
+                        "observations": row.observations if row else 0,
+                        "mismatches": row.mismatches if row else 0,
+                        "faults": faults.get(state.key, 0),
+                        "dropped": dropped.get(state.key, 0),
+                        "last_mismatch": row.last_mismatch.isoformat(timespec="seconds")
+                        if row and row.last_mismatch
+                        else None,
+                    }
+                    for state in states
+                    for row in (seen.get(state.key),)
+                ],
+            },
+            out,
+            indent=2,
+        )
+        out.write("\n")
+        return EXIT_OK
     rows = []
-    for state in runtime.flags.states():
+    for state in states:
         row = seen.get(state.key)
         rows.append(
             (
@@ -45,7 +90,7 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
                 state.mode.value,
                 row.observations if row else 0,
                 row.mismatches if row else 0,
-                row.faults if row else 0,
+                faults.get(state.key, 0),
                 dropped.get(state.key, 0),
                 row.last_mismatch.isoformat(sep=" ", timespec="seconds")
                 if row and row.last_mismatch

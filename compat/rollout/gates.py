@@ -16,6 +16,7 @@ from typing import Final
 import sqlalchemy as sa
 
 from compat.flags.modes import Mode
+from compat.shadow.stored import counts
 
 __all__ = [
     "DEFAULT_MIN_CALLS",
@@ -33,16 +34,6 @@ DEFAULT_MIN_CALLS: Final = 1000
 """Compared calls a stage must have seen before the next step (``--min-calls``)."""
 DEFAULT_WINDOW_MINUTES: Final = 24 * 60.0
 """How far back the evidence is looked for (``--window``, minutes)."""
-
-_EVIDENCE = sa.text(
-    # A fault (a side lost its connection) compared nothing: neither a call nor a mismatch.
-    "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT matched) AS mismatches, "
-    # A candidate error the serving side shared (both raised the same, a duplicate
-    # say) is a match, not evidence against the step.
-    "count(*) FILTER (WHERE NOT matched AND candidate_error IS NOT NULL) AS candidate_errors "
-    "FROM compat_observations WHERE key = :key AND mode = :mode "
-    "AND fault IS NULL AND observed_at >= CURRENT_TIMESTAMP - :minutes * INTERVAL '1 minute'"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +69,18 @@ class Gate:
 
 
 def evidence(connection: sa.Connection, key: str, stage: Mode, window_minutes: float) -> Evidence:
-    """The compared calls ``stage`` recorded for ``key`` in the window."""
-    row = connection.execute(
-        _EVIDENCE, {"key": key, "mode": stage.value, "minutes": window_minutes}
-    ).one()
-    return Evidence(key, stage, row.calls, row.mismatches, row.candidate_errors, window_minutes)
+    """The compared calls ``stage`` recorded for ``key`` in the window (to the minute).
+
+    Counted from the per-minute rollups, which count every stored observation:
+    the matches (of which no row is kept) and the mismatches and candidate
+    errors (kept as rows up to a bound, counted whether or not pruned since).
+    """
+    seen = counts(connection, window_minutes, key).get((key, stage.value))
+    if seen is None:
+        return Evidence(key, stage, 0, 0, 0, window_minutes)
+    return Evidence(
+        key, stage, seen.compared, seen.mismatches, seen.candidate_errors, window_minutes
+    )
 
 
 def gate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ from compat.routing.unit_of_work import (
     snapshot_unit,
 )
 from compat.runtime import Runtime, get_runtime
+from compat.shadow.metrics import meter
 from compat.shadow.observation import Side
 
 __all__ = ["facade"]
@@ -122,32 +124,49 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         mode = _STAGE_BEFORE[mode]
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):
         side = SERVING[mode]
-        if side is Side.LEGACY and current_unit() is None:
-            return legacy_alone(
-                lambda: spec.legacy(*args, **kwargs),
+        metered = meter(spec.key, mode, side)
+        started = time.perf_counter()
+        try:
+            if side is Side.LEGACY and current_unit() is None:
+                return legacy_alone(
+                    lambda: spec.legacy(*args, **kwargs),
+                    autocommit=spec.autocommit,
+                    retry_lost=spec.kind is Kind.READ,
+                )
+            return in_unit(
+                spec.key,
+                lambda unit: run_side(spec, side, unit, args, kwargs),
                 autocommit=spec.autocommit,
                 retry_lost=spec.kind is Kind.READ,
+                lend=False,
             )
+        except BaseException:
+            metered.errors.inc()
+            raise
+        finally:
+            metered.calls.inc()
+            metered.seconds.observe(time.perf_counter() - started)
+    # Counted here, timed from the observation (each side's own time, not the pair's).
+    metered = meter(spec.key, mode, SERVING[mode])
+    try:
+        # Both sides of a compared read must see one snapshot, or a concurrent
+        # commit between them shows up as a false mismatch. Reads cannot fail to
+        # serialize, so the caller sees nothing new; writes keep READ COMMITTED,
+        # as legacy code ran them. A compared read of its own needs no savepoint
+        # (compared_read); one that streams through a named cursor needs
+        # psycopg2's own transaction.
+        if spec.autocommit and current_unit() is None:
+            return _compared_read_alone(spec, mode, runtime, args, kwargs)
         return in_unit(
             spec.key,
-            lambda unit: run_side(spec, side, unit, args, kwargs),
-            autocommit=spec.autocommit,
-            retry_lost=spec.kind is Kind.READ,
-            lend=False,
+            lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
+            _SNAPSHOT if spec.kind is Kind.READ else None,
         )
-    # Both sides of a compared read must see one snapshot, or a concurrent
-    # commit between them shows up as a false mismatch. Reads cannot fail to
-    # serialize, so the caller sees nothing new; writes keep READ COMMITTED,
-    # as legacy code ran them.
-    # A compared read of its own needs no savepoint (compared_read); one that
-    # streams through a named cursor needs psycopg2's own transaction.
-    if spec.autocommit and current_unit() is None:
-        return _compared_read_alone(spec, mode, runtime, args, kwargs)
-    return in_unit(
-        spec.key,
-        lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
-        _SNAPSHOT if spec.kind is Kind.READ else None,
-    )
+    except BaseException:
+        metered.errors.inc()
+        raise
+    finally:
+        metered.calls.inc()
 
 
 def _in_ramp(

@@ -129,17 +129,24 @@ def flip(
 def observed(
     observer: psycopg2.extensions.connection, key: str, *, minutes_ago: float, matched: bool
 ) -> datetime:
-    """One compat_observations row, ``minutes_ago`` before now (UTC, as the layer writes)."""
+    """One observation ``minutes_ago`` before now (UTC, as the layer writes); returns its time.
+
+    The table keeps it as a row only when it is a mismatch; a match is counted
+    into compat_observation_rollups alone.
+    """
     with observer.cursor() as cur:
         cur.execute(
-            "INSERT INTO compat_observations (observed_at, key, mode, serving, matched) "
-            "VALUES ((CURRENT_TIMESTAMP AT TIME ZONE 'UTC') - %s * INTERVAL '1 minute', "
-            "%s, 'shadow', 'legacy', %s) RETURNING observed_at",
-            (minutes_ago, key, matched),
+            "SELECT (CURRENT_TIMESTAMP AT TIME ZONE 'UTC') - %s * INTERVAL '1 minute'",
+            (minutes_ago,),
         )
         row = cur.fetchone()
-    assert row is not None
-    at: datetime = row[0]
+        assert row is not None
+        at: datetime = row[0]
+        cur.execute(
+            "INSERT INTO compat_observations (observed_at, key, mode, serving, matched) "
+            "VALUES (%s, %s, 'shadow', 'legacy', %s)",
+            (at, key, matched),
+        )
     return at
 
 

@@ -279,9 +279,10 @@ def observer(committed_layer: Layer) -> Iterator[psycopg2.extensions.connection]
 
 
 class TestTablePublisher:
-    def test_writes_one_committed_row_per_observation(
+    def test_keeps_a_row_per_mismatch_and_counts_every_observation_into_the_rollups(
         self, committed_layer: Layer, observer: psycopg2.extensions.connection
     ) -> None:
+        """A match is counted, not kept (migration 0006); a mismatch is kept in full."""
         matched = an_observation(mode=Mode.LIVE)
         mismatched = an_observation(matched=False, candidate_error=RuntimeError("boom"))
         TablePublisher().publish([matched, mismatched])
@@ -291,8 +292,13 @@ class TestTablePublisher:
                 "candidate_error, diff FROM compat_observations ORDER BY id"
             )
             rows = cur.fetchall()
+            cur.execute(
+                "SELECT key, mode, sum(compared), sum(mismatches), sum(candidate_errors) "
+                "FROM compat_observation_rollups GROUP BY key, mode ORDER BY mode"
+            )
+            rollups = cur.fetchall()
+        assert rollups == [(matched.key, "live", 1, 0, 0), (mismatched.key, "shadow", 1, 1, 1)]
         assert rows == [
-            (matched.key, "live", "orm", True, True, True, None, None),
             (
                 mismatched.key,
                 "shadow",
@@ -313,8 +319,8 @@ class TestTablePublisher:
         user_sessions.count_sessions()
         assert committed_layer.runtime.dispatcher.drain(PATIENCE)
         with observer.cursor() as cur:
-            cur.execute("SELECT key, mode, matched FROM compat_observations")
-            assert cur.fetchall() == [("user_sessions.count_sessions", "shadow", True)]
+            cur.execute("SELECT key, mode, compared, mismatches FROM compat_observation_rollups")
+            assert cur.fetchall() == [("user_sessions.count_sessions", "shadow", 1, 0)]
 
 
 class TestEveryObservationIsStoredOrCounted:
@@ -365,5 +371,8 @@ class TestEveryObservationIsStoredOrCounted:
         finally:
             reset_runtime(previous)
         with observer.cursor() as cur:
-            cur.execute("SELECT count(*) FROM compat_observations WHERE key = 'tests.shutdown'")
+            # Matches are counted into the rollups, not kept as rows (migration 0006).
+            cur.execute(
+                "SELECT sum(compared) FROM compat_observation_rollups WHERE key = 'tests.shutdown'"
+            )
             assert cur.fetchone() == (5,)

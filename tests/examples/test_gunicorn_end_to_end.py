@@ -154,7 +154,9 @@ def observations(
 ) -> int:
     with observer.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM compat_observations WHERE key = %s AND (%s IS NULL OR mode = %s)",
+            # Every compared call is counted in the rollups (matches keep no row).
+            "SELECT coalesce(sum(compared), 0) FROM compat_observation_rollups "
+            "WHERE key = %s AND (%s IS NULL OR mode = %s)",
             (key, mode, mode),
         )
         row = cur.fetchone()
@@ -318,7 +320,7 @@ def normalized(value: Any) -> Any:
 
 def unmatched(observer: psycopg2.extensions.connection) -> int:
     with observer.cursor() as cur:
-        cur.execute("SELECT count(*) FROM compat_observations WHERE NOT matched")
+        cur.execute("SELECT coalesce(sum(mismatches), 0) FROM compat_observation_rollups")
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
@@ -326,7 +328,7 @@ def unmatched(observer: psycopg2.extensions.connection) -> int:
 
 def compared_keys(observer: psycopg2.extensions.connection, mode: str) -> set[str]:
     with observer.cursor() as cur:
-        cur.execute("SELECT DISTINCT key FROM compat_observations WHERE mode = %s", (mode,))
+        cur.execute("SELECT DISTINCT key FROM compat_observation_rollups WHERE mode = %s", (mode,))
         return {key for (key,) in cur.fetchall()}
 
 

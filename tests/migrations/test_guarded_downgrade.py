@@ -32,6 +32,7 @@ TABLES = (
     "compat_flags",
     "compat_flag_audit",
     "compat_observations",
+    "compat_observation_rollups",
 )
 
 
@@ -68,8 +69,9 @@ def _seed_every_table(watcher: psycopg2.extensions.connection) -> None:
             " VALUES (1, 'k', 'shadow', 1, 'test', 'evidence')"
         )
         cur.execute(
+            # A mismatch: kept as a row, and counted into compat_observation_rollups.
             "INSERT INTO compat_observations (id, key, mode, serving, matched)"
-            " VALUES (1, 'k', 'shadow', 'legacy', true)"
+            " VALUES (1, 'k', 'shadow', 'legacy', false)"
         )
 
 
