@@ -87,6 +87,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_CANDIDATE_TIMEOUT_MS", "2000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
     Variable("COMPAT_ALLOW_DATA_LOSS", "0", serving=False),
+    Variable("COMPAT_CACHE_BACKEND", "memory", serving=False),
     Variable("PATH", None, serving=False, inherited=True),
 )
 """Every variable the layer reads (docs/configuration.md lists them; a test keeps it true)."""
@@ -135,6 +136,8 @@ class Settings:
     candidate_timeout_ms: int = 2000
     redact: bool = True
     allow_data_loss: bool = False
+    cache_backend: str = "memory"
+    """Where cached reads live: ``memory`` (each process), ``off``, or a ``redis://`` URL."""
     search_path: str = "/usr/bin:/bin"
     configured: bool = False
     """Whether the environment names a database (DATABASE_URL or any POSTGRES_* variable)."""
@@ -271,6 +274,26 @@ def _timeout(environ: Mapping[str, str], problems: list[str]) -> int:
     return 2000
 
 
+_CACHE_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+
+
+def _cache_backend(environ: Mapping[str, str], problems: list[str]) -> str:
+    text = environ.get("COMPAT_CACHE_BACKEND")
+    if text is None or not text.strip():
+        return "memory"
+    value = text.strip()
+    if value.lower() in ("memory", "off"):
+        return value.lower()
+    if value.lower().startswith(_CACHE_SCHEMES) and len(value) > len("unix://"):
+        return value
+    # Never the value itself: a Redis URL may carry a password.
+    problems.append(
+        "COMPAT_CACHE_BACKEND is not allowed (memory, off, or redis://host:port/db); "
+        "using off (no read is cached)"
+    )
+    return "off"
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (the process's environment when None)."""
     env = os.environ if environ is None else environ
@@ -287,6 +310,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         candidate_timeout_ms=_timeout(env, problems),
         redact=_redact(env, problems),
         allow_data_loss=_flag(env, "COMPAT_ALLOW_DATA_LOSS", problems, default=False),
+        cache_backend=_cache_backend(env, problems),
         search_path=env.get("PATH") or "/usr/bin:/bin",
         configured=any(env.get(name) for name in DATABASE_VARIABLES),
         problems=tuple(problems),

@@ -26,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CompatCacheAudit",
+    "CompatCacheSetting",
     "CompatFlag",
     "CompatFlagAudit",
     "CompatObservation",
@@ -169,3 +171,37 @@ class CompatObservation(Base):
     diff: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("idx_compat_observations_key_observed_at", "key", "observed_at"),)
+
+
+class CompatCacheSetting(Base):
+    """A read function that is cached, and for how long; set through `compat cache set`."""
+
+    __tablename__ = "compat_cache_settings"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    ttl_seconds: Mapped[float] = mapped_column(Double)
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("ttl_seconds > 0 AND ttl_seconds <= 86400", name="ttl_seconds"),
+    )
+
+
+class CompatCacheAudit(Base):
+    """One cache setting change (None: off). Append-only (a trigger says so)."""
+
+    __tablename__ = "compat_cache_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    old_ttl_seconds: Mapped[float | None] = mapped_column(Double)
+    new_ttl_seconds: Mapped[float | None] = mapped_column(Double)
+    changed_by: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("btrim(reason) <> ''", name="reason"),
+        Index("idx_compat_cache_audit_key_changed_at", "key", "changed_at"),
+    )

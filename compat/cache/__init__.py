@@ -1,0 +1,1 @@
+"""Compat layer: opt-in read caching, invalidated by every writer (see docs/caching.md)."""
