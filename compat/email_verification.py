@@ -38,7 +38,12 @@ _VERIFICATION: Final = LegacyShape(VerificationRow)
 verification_row = _VERIFICATION.one
 
 
-@facade(legacy.get_verification, shape=Shape.POINT_READ, calls=calls.by_session)
+@facade(
+    legacy.get_verification,
+    reads=("user_sessions",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session,
+)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
     session = EmailVerificationRepository(db).get_state(UUID(session_uuid))
     return None if session is None else _VERIFICATION.one(session)

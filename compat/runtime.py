@@ -18,6 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 
 import layer_settings
+from compat.cache import CACHED_TABLES
+from compat.cache.region import ReadCache
+from compat.cache.settings import CacheSettings
 from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
 from compat.shadow.publishers import (
@@ -28,6 +31,7 @@ from compat.shadow.publishers import (
     TablePublisher,
 )
 from orm.database import create_engine, database_url, get_engine
+from orm.models import Base
 
 __all__ = ["Runtime", "build_runtime", "get_runtime", "reset_runtime", "use_runtime"]
 
@@ -39,6 +43,10 @@ class Runtime:
     flags: FlagStore
     dispatcher: Dispatcher
     counters: CounterPublisher
+    cache: ReadCache = field(default_factory=lambda: ReadCache("off", dsn=str))
+    """The read cache (docs/caching.md); ``off`` unless the settings say otherwise."""
+    cache_settings: CacheSettings | None = None
+    """Which functions are cached, and the audited changes (`compat cache`)."""
     raise_on_mismatch: bool = False
     """Raise MismatchError after a compared call whose paths disagree (for tests)."""
     candidate_timeout_ms: int = field(
@@ -56,6 +64,7 @@ class Runtime:
     def close(self) -> None:
         """Hand over what is still queued, then close this runtime's own connections."""
         self.dispatcher.drain()
+        self.cache.close()
         if self.own_engine is not None:
             self.own_engine.dispose()
 
@@ -69,6 +78,7 @@ def build_runtime(
     environ: Mapping[str, str] | None = None,
     ttl_seconds: float | None = None,
     raise_on_mismatch: bool = False,
+    cache_backend: str | None = None,
 ) -> Runtime:
     """Build a runtime: the process's database and publishers unless told otherwise.
 
@@ -76,7 +86,9 @@ def build_runtime(
     database (nothing connects until the first call); ``engine`` gives it
     that engine ready-made (a test's recording one). ``publishers`` replaces
     the log and table publishers (the counters are always kept);
-    ``environ`` gives the flag store its own flag variables (tests).
+    ``environ`` gives the flag store its own flag variables (tests);
+    ``cache_backend`` overrides COMPAT_CACHE_BACKEND (``memory``, ``off``, a
+    Redis URL).
     """
     if engine is None and settings is not None:
         engine = create_engine(database_url(settings.database))
@@ -87,14 +99,39 @@ def build_runtime(
 
     counters = CounterPublisher()
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
+    backend = knobs.cache_backend if cache_backend is None else cache_backend
+
+    def listener_dsn() -> str:
+        return engine_of().url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    cache = ReadCache(
+        backend,
+        dsn=listener_dsn,
+        tables=CACHED_TABLES,
+        dependents=_cascades(),
+        prefix=f"compat:{engine_of().url.database}" if backend not in ("memory", "off") else "",
+        refresh_seconds=knobs.flags_ttl_seconds if ttl_seconds is None else ttl_seconds,
+    )
     return Runtime(
         flags=FlagStore(registry, environ=environ, ttl_seconds=ttl_seconds, engine=engine_of),
         dispatcher=Dispatcher([*chosen, counters]),
         counters=counters,
+        cache=cache,
+        cache_settings=CacheSettings(registry, engine_of),
         raise_on_mismatch=raise_on_mismatch,
         candidate_timeout_ms=knobs.candidate_timeout_ms,
         own_engine=engine,
     )
+
+
+def _cascades() -> dict[str, tuple[str, ...]]:
+    """Per table, the tables whose rows a delete of its rows deletes too (ON DELETE CASCADE)."""
+    found: dict[str, list[str]] = {}
+    for table in Base.metadata.tables.values():
+        for key in table.foreign_keys:
+            if (key.ondelete or "").upper() == "CASCADE":
+                found.setdefault(key.column.table.name, []).append(table.name)
+    return {parent: tuple(children) for parent, children in found.items()}
 
 
 _lock = threading.Lock()
@@ -137,6 +174,7 @@ def _after_fork_in_child() -> None:
     if runtime is not None:
         runtime.flags.after_fork()
         runtime.dispatcher.after_fork()
+        runtime.cache.after_fork()
         if runtime.own_engine is not None:
             # The parent's sockets are not ours: a new pool, the parent's left alone.
             runtime.own_engine.dispose(close=False)

@@ -150,6 +150,9 @@ class FacadeFunction:
     routed: Callable[..., Any]
     """The facade function itself (what application code calls)."""
     touches: tuple[TouchedRows, ...] = ()
+    reads: tuple[str, ...] = ()
+    """The tables a read's result comes from: a change to any of them invalidates its cached
+    results (compat.cache). A read that names none cannot be cached."""
     volatile: frozenset[str] = frozenset()
     """Result and row fields that legitimately differ between two runs (a sequence id)."""
     calls: Calls | None = None
@@ -176,6 +179,7 @@ class FacadeFunction:
         *,
         shape: Shape,
         touches: tuple[TouchedRows, ...] = (),
+        reads: tuple[str, ...] = (),
         volatile: frozenset[str] = frozenset(),
         calls: Calls | None = None,
         arguments: Mapping[str, Validator] | None = None,
@@ -198,6 +202,11 @@ class FacadeFunction:
         for rows in touches:
             if rows.argument is not None and rows.argument not in parameters:
                 raise TypeError(f"{key}: touched rows name unknown argument {rows.argument!r}")
+        if reads and shape.kind is not Kind.READ:
+            raise TypeError(f"{key}: only a read declares reads=; a write declares touches=")
+        unknown = [table for table in reads if table not in Base.metadata.tables]
+        if unknown:
+            raise TypeError(f"{key}: reads= names tables that are not mapped: {unknown}")
         tables = tuple(dict.fromkeys(rows.table for rows in touches))
         return cls(
             key=key,
@@ -206,6 +215,7 @@ class FacadeFunction:
             orm=orm,
             routed=routed,
             touches=touches,
+            reads=reads,
             volatile=volatile,
             calls=calls,
             validators=rules_for(legacy, tables, arguments or {}),
@@ -244,6 +254,13 @@ class FacadeFunction:
         missing = [name for name in self.required if name not in named]
         if missing:
             raise TypeError(f"{self.key}() missing required arguments {missing}")
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables whose change invalidates this call's cached results, or a write dirties."""
+        if self.kind is Kind.READ:
+            return self.reads
+        return tuple(dict.fromkeys(rows.table for rows in self.touches))
 
     def arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The call's arguments by name (defaults left out)."""

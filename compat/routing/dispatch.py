@@ -28,8 +28,8 @@ from compat.routing.declaration import (
     positional_check,
 )
 from compat.routing.sides import run_side
-from compat.routing.unit_of_work import in_unit
-from compat.runtime import get_runtime
+from compat.routing.unit_of_work import current_unit, in_unit
+from compat.runtime import Runtime, get_runtime
 
 __all__ = ["facade"]
 
@@ -45,6 +45,7 @@ def facade(
     *,
     shape: Shape,
     touches: tuple[TouchedRows, ...] = (),
+    reads: tuple[str, ...] = (),
     calls: Calls | None = None,
     volatile: frozenset[str] = frozenset(),
     arguments: Mapping[str, Validator] | None = None,
@@ -57,6 +58,8 @@ def facade(
     function has the legacy signature and is routed by the flag of
     ``<module>.<function>``. ``shape`` says what the call does to the tables
     (and so its kind), ``touches`` which rows a write leaves to compare,
+    ``reads`` which tables a read's result comes from (what may invalidate it
+    when it is cached),
     ``calls`` how `compat verify` and the bench call it, ``arguments``
     overrides a rule derived from the legacy signature.
     """
@@ -76,6 +79,7 @@ def facade(
             routed,
             shape=shape,
             touches=touches,
+            reads=reads,
             volatile=volatile,
             calls=calls,
             arguments=arguments,
@@ -91,11 +95,45 @@ def facade(
 
 
 def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """One facade call: validate, resolve the mode, serve (and compare when the mode says)."""
+    """One facade call: validate, consult the cache, resolve the mode, serve (and compare)."""
     # Bad input is refused before anything else, the database included.
     if kwargs or not positional_check(spec)(args):
         spec.validate(args, kwargs)
     runtime = get_runtime()
+    cache = runtime.cache
+    if spec.kind is Kind.READ:
+        ttl = cache.ttl_of(spec.key)
+        if ttl is not None:
+            unit = current_unit()
+            if unit is None or unit.reads_cache:
+                return cache.read(
+                    spec.key,
+                    spec.reads,
+                    spec.arguments(args, kwargs),
+                    ttl,
+                    lambda: _routed(spec, runtime, args, kwargs),
+                    # Inside a unit nothing is stored: it may hold uncommitted writes of its own.
+                    store=unit is None,
+                )
+            cache.stats.bypassed += 1
+        return _routed(spec, runtime, args, kwargs)
+    unit = current_unit()
+    if unit is not None:
+        # Marked first: a read later in the unit must not be served from the cache even when
+        # this write failed half-way (it may have changed rows before failing).
+        unit.written.update(spec.tables)
+        return _routed(spec, runtime, args, kwargs)
+    try:
+        return _routed(spec, runtime, args, kwargs)
+    finally:
+        # Committed (or rolled back) by now: this process drops what it may have changed.
+        cache.written(spec.tables)
+
+
+def _routed(
+    spec: FacadeFunction, runtime: Runtime, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Any:
+    """Resolve the mode and serve: one side, or the compared call."""
     state = runtime.flags.resolve(spec.key)
     mode = state.mode
     if mode in _UNCOMPARED or (state.sample_rate < 1.0 and random.random() >= state.sample_rate):

@@ -44,7 +44,7 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "_opening", "connection")
+    __slots__ = ("_failure", "_opening", "connection", "snapshot", "written")
 
     def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
         _hook(connection.engine)
@@ -52,6 +52,16 @@ class UnitOfWork:
         self._failure: str | None = None
         self._opening = opening
         """SQL the transaction must start with (its isolation level), not sent yet."""
+        self.snapshot = opening is not None
+        """Opened at an isolation level of its own: a cached value may be newer than its view."""
+        self.written: set[str] = set()
+        """Tables a facade write in this unit touched: their cached reads are dropped when the
+        unit commits, and until then reads in the unit bypass the cache (read-your-writes)."""
+
+    @property
+    def reads_cache(self) -> bool:
+        """Whether a cached read in this unit may be served a cached value."""
+        return not self.snapshot and not self.written
 
     def open(self) -> None:
         """Send the transaction's opening SQL now if no statement has carried it yet."""
@@ -321,6 +331,11 @@ def _unit(isolation_level: str | None, *, autocommit: bool = False) -> Iterator[
         except sa.exc.DBAPIError as error:
             # As every facade call does: psycopg2's class, whichever path ran.
             raise unwrap(error) from error
+        finally:
+            if unit.written:
+                # After the commit (or its failure): this process's cached reads of what the
+                # unit wrote are never served again. Other processes hear of it by NOTIFY.
+                get_runtime().cache.written(unit.written)
 
 
 def _restore_autocommit(raw: psycopg2.extensions.connection, autocommit: bool) -> None:

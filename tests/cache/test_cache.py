@@ -1,0 +1,264 @@
+"""Cache tests: opt-in cached reads that stay correct whoever writes (facade, raw SQL, a unit)."""
+
+from __future__ import annotations
+
+import pytest
+
+import compat
+from compat import uploads, user_sessions
+from compat.errors import InvalidFlagValue, UnknownFlag
+from compat.routing.declaration import REGISTRY, Kind
+from compat.shadow.observation import Side
+from tests.cache.helpers import cache, new_session, wait_until
+from tests.fixtures.layer import Layer, observer_connection
+
+STALENESS_BOUND_SECONDS = 1.0
+"""docs/caching.md's bound on how long a write that bypasses the facade may go unseen."""
+
+
+def _name_of(session_uuid: str) -> str | None:
+    row = user_sessions.get_session(session_uuid)
+    return None if row is None else row["name"]
+
+
+def _database_reads(layer: Layer) -> int:
+    return len(layer.paths_touching_data())
+
+
+class TestCachedReads:
+    def test_a_read_is_not_cached_until_its_cache_is_set(self, cached_layer: Layer) -> None:
+        """Off by default: a process with the cache on still reads the database every time."""
+        session_uuid = new_session()
+        cached_layer.forget_statements()
+
+        user_sessions.get_session(session_uuid)
+        user_sessions.get_session(session_uuid)
+
+        assert _database_reads(cached_layer) == 2
+        assert cached_layer.runtime.cache.stats.hits == 0
+
+    def test_a_cached_read_is_served_without_the_database(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        cached_layer.forget_statements()
+
+        first = user_sessions.get_session(session_uuid)
+        second = user_sessions.get_session(session_uuid=session_uuid)
+
+        assert first == second
+        assert first is not None
+        assert first["name"] == "before"
+        assert _database_reads(cached_layer) == 1
+        assert cached_layer.runtime.cache.stats.hits == 1
+
+    def test_every_hit_is_a_new_object_the_caller_may_change(self, cached_layer: Layer) -> None:
+        """A cached value is never shared: what one caller mutates, the next does not see."""
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        got = user_sessions.get_session(session_uuid)
+        assert got is not None
+
+        got["name"] = "mutated by the caller"
+        again = user_sessions.get_session(session_uuid)
+
+        assert again is not None
+        assert again["name"] == "before"
+        assert type(again) is type(got)
+
+    def test_a_write_function_cannot_be_cached(self, cached_layer: Layer) -> None:
+        settings = cached_layer.runtime.cache_settings
+        assert settings is not None
+
+        with pytest.raises(InvalidFlagValue, match="only read functions can be cached"):
+            settings.set("user_sessions.update_session", 30, reason="test")
+        with pytest.raises(UnknownFlag):
+            settings.set("user_sessions.no_such_function", 30, reason="test")
+
+    def test_every_read_declares_tables_whose_changes_are_announced(
+        self, cached_layer: Layer
+    ) -> None:
+        """A read that can never be cached would make `compat cache set` refuse it."""
+        settings = cached_layer.runtime.cache_settings
+        assert settings is not None
+        reads = sorted(key for key, spec in REGISTRY.items() if spec.kind is Kind.READ)
+
+        assert settings.cacheable() == reads
+
+    def test_turning_the_cache_off_stops_serving_cached_results(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        settings = cached_layer.runtime.cache_settings
+        assert settings is not None
+
+        settings.off("user_sessions.get_session", reason="test", by="tests")
+        wait_until(
+            lambda: cached_layer.runtime.cache.ttl_of("user_sessions.get_session") is None,
+            "the cache turned off",
+        )
+        cached_layer.forget_statements()
+        user_sessions.get_session(session_uuid)
+
+        assert _database_reads(cached_layer) == 1
+        assert [(c.old_ttl_seconds, c.new_ttl_seconds) for c in settings.history()] == [
+            (60.0, None),
+            (None, 60.0),
+        ]
+
+    def test_an_expired_entry_is_read_again(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session", ttl=0.05)
+        user_sessions.get_session(session_uuid)
+        cached_layer.forget_statements()
+
+        wait_until(
+            lambda: (
+                user_sessions.get_session(session_uuid) is not None
+                and _database_reads(cached_layer) > 0
+            ),
+            "the entry expired",
+        )
+
+
+class TestInvalidation:
+    def test_a_facade_write_is_seen_by_the_next_read_at_once(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        cache(cached_layer, "user_sessions.list_sessions")
+        user_sessions.get_session(session_uuid)
+        user_sessions.list_sessions(limit=5)
+
+        user_sessions.update_session(session_uuid, {"name": "after"})
+
+        got = user_sessions.get_session(session_uuid)
+        listed = user_sessions.list_sessions(limit=5)
+        assert got is not None
+        assert got["name"] == "after"
+        assert {row["name"] for row in listed if str(row["uuid"]) == session_uuid} == {"after"}
+
+    def test_a_write_that_bypasses_the_facade_is_seen_within_the_bound(
+        self, cached_layer: Layer
+    ) -> None:
+        """Legacy SQL run directly (no facade) is heard through the trigger's NOTIFY."""
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        outside = observer_connection(cached_layer.url)
+        try:
+            with outside.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE user_sessions SET name = 'after' WHERE uuid = %s", (session_uuid,)
+                )
+            took = wait_until(
+                lambda: _name_of(session_uuid) == "after",
+                "the outside write seen",
+                deadline=STALENESS_BOUND_SECONDS,
+            )
+        finally:
+            outside.close()
+        assert took < STALENESS_BOUND_SECONDS
+
+    def test_a_deleted_session_drops_its_cached_uploads(self, cached_layer: Layer) -> None:
+        """ON DELETE CASCADE: the facade write names the sessions; its uploads go too."""
+        session_uuid = new_session()
+        uploads.record_upload(session_uuid, "a.txt", f"key-{session_uuid}", 3, None, "0" * 64)
+        cache(cached_layer, "uploads.list_uploads")
+        assert len(uploads.list_uploads(session_uuid)) == 1
+
+        user_sessions.delete_abandoned_sessions(0)
+
+        assert uploads.list_uploads(session_uuid) == []
+
+
+class TestUnitsOfWork:
+    def test_reads_in_a_unit_bypass_the_cache_once_it_has_written(
+        self, cached_layer: Layer
+    ) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+
+        with compat.transaction():
+            before = user_sessions.get_session(session_uuid)
+            user_sessions.update_session(session_uuid, {"name": "in the unit"})
+            after = user_sessions.get_session(session_uuid)
+
+        assert before is not None
+        assert before["name"] == "before"
+        assert after is not None
+        assert after["name"] == "in the unit"
+        got = user_sessions.get_session(session_uuid)
+        assert got is not None
+        assert got["name"] == "in the unit"
+
+    def test_nothing_a_unit_wrote_is_cached_before_it_commits(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+
+        class RolledBack(Exception):
+            pass
+
+        with pytest.raises(RolledBack), compat.transaction():
+            user_sessions.update_session(session_uuid, {"name": "never committed"})
+            user_sessions.get_session(session_uuid)
+            raise RolledBack
+
+        got = user_sessions.get_session(session_uuid)
+        assert got is not None
+        assert got["name"] == "before"
+
+    def test_a_unit_at_its_own_isolation_level_never_reads_the_cache(
+        self, cached_layer: Layer
+    ) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        cached_layer.forget_statements()
+
+        with compat.transaction("REPEATABLE READ"):
+            user_sessions.get_session(session_uuid)
+
+        assert _database_reads(cached_layer) == 1
+
+
+class TestListener:
+    def test_a_lost_listener_clears_and_bypasses_the_cache_until_it_is_back(
+        self, cached_layer: Layer
+    ) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        cache_ = cached_layer.runtime.cache
+        pid = cache_.listener_pid
+        outside = observer_connection(cached_layer.url)
+        try:
+            with outside.cursor() as cursor:
+                # Lost and back before anyone looks: the server ends it, the listener reconnects.
+                cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                wait_until(lambda: cache_.stats.lost >= 1, "the loss noticed")
+                # Written while nobody may have been listening.
+                cursor.execute(
+                    "UPDATE user_sessions SET name = 'while lost' WHERE uuid = %s",
+                    (session_uuid,),
+                )
+            wait_until(lambda: cache_.listening and cache_.listener_pid != pid, "listening again")
+        finally:
+            outside.close()
+
+        got = user_sessions.get_session(session_uuid)
+        assert got is not None
+        assert got["name"] == "while lost"
+
+    def test_reads_go_to_the_database_while_the_listener_is_down(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        cache_ = cached_layer.runtime.cache
+        user_sessions.get_session(session_uuid)
+
+        cache_.lost("test: as the listener reports a lost connection")
+        cached_layer.forget_statements()
+        user_sessions.get_session(session_uuid)
+        user_sessions.get_session(session_uuid)
+
+        assert _database_reads(cached_layer) == 2
+        assert [s for s in cached_layer.paths_touching_data() if s is Side.LEGACY] != []
