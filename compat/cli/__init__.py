@@ -11,6 +11,7 @@ import psycopg2
 import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
+from compat.cli.cache import cache_history, cache_list, cache_off, cache_set
 from compat.cli.flags import flags_history, flags_list, flags_set
 from compat.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, where
 from compat.cli.status import status
@@ -56,6 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("key", nargs="?", help="only this key")
     history.add_argument("--limit", type=int, default=50)
     history.set_defaults(run=flags_history)
+
+    caching = commands.add_parser("cache", help="list, set and audit the per-function read cache")
+    cache_commands = caching.add_subparsers(
+        dest="cache_command", metavar="SUBCOMMAND", required=True
+    )
+    cache_listing = cache_commands.add_parser("list", help="every read function and its TTL")
+    cache_listing.set_defaults(run=cache_list)
+    cache_setting = cache_commands.add_parser("set", help="cache a read function (audited)")
+    cache_setting.add_argument("key", help="a read function, e.g. user_sessions.get_session")
+    cache_setting.add_argument(
+        "--ttl", type=float, required=True, help="seconds a result may be served (0 < TTL <= 86400)"
+    )
+    cache_setting.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    cache_setting.add_argument("--by", help="who (default: the OS user)")
+    cache_setting.set_defaults(run=cache_set)
+    cache_stopping = cache_commands.add_parser("off", help="stop caching a function (audited)")
+    cache_stopping.add_argument("key")
+    cache_stopping.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    cache_stopping.add_argument("--by", help="who (default: the OS user)")
+    cache_stopping.set_defaults(run=cache_off)
+    cache_changes = cache_commands.add_parser("history", help="the audited changes, newest first")
+    cache_changes.add_argument("key", nargs="?", help="only this key")
+    cache_changes.add_argument("--limit", type=int, default=50)
+    cache_changes.set_defaults(run=cache_history)
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=float, default=60.0, help="minutes to look back (60)")
