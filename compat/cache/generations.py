@@ -55,42 +55,33 @@ class LocalGenerations:
 
 
 class RedisGenerations:
-    """Counters in Redis, shared with every process, with this process's last-seen copy.
+    """Counters in Redis, shared with every process, read from Redis on every cached read.
 
     Each process moves a table on (``INCR``) when it hears of a change, so a
-    change moves it on once per process: more misses, never a stale hit.
-    ``INCR`` returns a value above any the counter had, so an entry stored
-    under a generation taken before a change can only be found by a process
-    that has not heard of that change yet, which is the staleness bound's
-    window and no more.
+    change moves it on once per process: more misses, never a stale hit. A
+    read takes the counters from Redis (one ``MGET``), so the first process to
+    hear of a change invalidates it for all of them, and every process agrees
+    on the key of a fresh entry.
     """
 
     def __init__(self, client: Any, prefix: str, tables: Iterable[str]) -> None:
         self._client = client
         self._prefix = prefix
         self._tables = tuple(tables)
-        self._lock = threading.Lock()
-        self._seen: dict[str, int] = {}
 
     def _name(self, table: str) -> str:
         return f"{self._prefix}:gen:{table}"
 
     def current(self, tables: Iterable[str]) -> str:
-        got = self._seen.get
-        return ".".join(str(got(table, 0)) for table in tables)
-
-    def _apply(self, table: str, value: int) -> None:
-        with self._lock:
-            if value > self._seen.get(table, 0):
-                self._seen[table] = value
+        names = [self._name(table) for table in tables]
+        values = self._client.mget(names) if names else []
+        return ".".join((value or b"0").decode() for value in values)
 
     def bump(self, tables: Iterable[str]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        names = list(dict.fromkeys(tables))
-        for table in names:
+        for table in dict.fromkeys(tables):
             pipe.incr(self._name(table))
-        for table, value in zip(names, pipe.execute(), strict=True):
-            self._apply(table, int(value))
+        pipe.execute()
 
     def bump_all(self) -> None:
         self.bump(self._tables)

@@ -152,9 +152,10 @@ class ReadCache:
         """The cached value of this call, or ``load()``'s (stored when ``store``)."""
         region = self._region
         assert region is not None
-        # Taken before the read runs: a change during it makes what it stores unreachable.
-        cache_key = f"{key}|{self._generations.current(tables)}|{_arguments_key(arguments)}"
         try:
+            # Taken before the read runs: a change during it makes what it stores unreachable.
+            generations = self._generations.current(tables)
+            cache_key = f"{key}|{generations}|{_arguments_key(arguments)}"
             found = region.get(cache_key, expiration_time=ttl)
         except Exception as error:  # a backend failure never fails the call
             self._backend_failed(error)
