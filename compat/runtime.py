@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg2.extensions
 import sqlalchemy as sa
 
 import layer_settings
@@ -102,7 +103,10 @@ def build_runtime(
     backend = knobs.cache_backend if cache_backend is None else cache_backend
 
     def listener_dsn() -> str:
-        return engine_of().url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # What the engine's own connections are made from (a socket directory as host too).
+        chosen = engine_of()
+        given, keywords = chosen.dialect.create_connect_args(chosen.url)
+        return psycopg2.extensions.make_dsn(given[0] if given else "", **keywords)
 
     cache = ReadCache(
         backend,

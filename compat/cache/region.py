@@ -216,6 +216,10 @@ class ReadCache:
             self._start()
         return self._ready.wait(timeout)
 
+    def listener_dsn(self) -> str:
+        """The connection string the listener connects with (libpq keywords)."""
+        return self._dsn()
+
     @property
     def listening(self) -> bool:
         return self._listening

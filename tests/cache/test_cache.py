@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import psycopg2.extensions
 import pytest
 
 import compat
 from compat import uploads, user_sessions
 from compat.errors import InvalidFlagValue, UnknownFlag
 from compat.routing.declaration import REGISTRY, Kind
+from compat.runtime import build_runtime
 from compat.shadow.observation import Side
+from orm.database import create_engine
 from tests.cache.helpers import cache, new_session, wait_until
 from tests.fixtures.layer import Layer, observer_connection
 
@@ -262,3 +265,16 @@ class TestListener:
 
         assert _database_reads(cached_layer) == 2
         assert [s for s in cached_layer.paths_touching_data() if s is Side.LEGACY] != []
+
+
+class TestListenerConnection:
+    def test_listens_where_the_engine_connects_even_through_a_socket_directory(self) -> None:
+        """A URL cannot carry a socket directory as its host; the engine's own keywords can."""
+        engine = create_engine("postgresql+psycopg2://app@/appdb?host=/var/run/postgresql")
+        runtime = build_runtime(engine=engine, publishers=[], environ={}, cache_backend="memory")
+        try:
+            dsn = psycopg2.extensions.parse_dsn(runtime.cache.listener_dsn())
+        finally:
+            runtime.close()
+
+        assert dsn == {"dbname": "appdb", "user": "app", "host": "/var/run/postgresql"}
