@@ -40,6 +40,7 @@ verification_row = _VERIFICATION.one
 
 @facade(
     legacy.get_verification,
+    row=_THE_SESSION,
     reads=("user_sessions",),
     shape=Shape.POINT_READ,
     calls=calls.by_session,

@@ -64,7 +64,13 @@ def record_upload(
     return _UPLOAD.one(upload)
 
 
-@facade(legacy.get_upload, reads=("uploaded_files",), shape=Shape.POINT_READ, calls=calls.by_upload)
+@facade(
+    legacy.get_upload,
+    row=_THE_UPLOAD,
+    reads=("uploaded_files",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_upload,
+)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
     upload = UploadedFileRepository(db).get_row(upload_id)
     return _UPLOAD.optional(upload)

@@ -44,6 +44,7 @@ session_row = _SESSION.one
 
 @facade(
     legacy.check_uuid_exists,
+    row=_THE_SESSION,
     reads=("user_sessions",),
     shape=Shape.POINT_READ,
     calls=calls.by_session,
@@ -53,7 +54,11 @@ def check_uuid_exists(db: Session, session_uuid: str) -> bool:
 
 
 @facade(
-    legacy.get_session, reads=("user_sessions",), shape=Shape.POINT_READ, calls=calls.by_session
+    legacy.get_session,
+    row=_THE_SESSION,
+    reads=("user_sessions",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session,
 )
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
     return _SESSION.optional(UserSessionRepository(db).get_row(UUID(session_uuid)))

@@ -2,7 +2,9 @@
 
 from typing import Final
 
-__all__ = ["CACHED_TABLES"]
+__all__ = ["ANNOUNCED_KEYS", "CACHED_TABLES"]
 
-CACHED_TABLES: Final = ("user_sessions", "uploaded_files")
-"""The tables whose changes the 0005_cache triggers announce: only reads of these are cached."""
+ANNOUNCED_KEYS: Final = {"user_sessions": "uuid", "uploaded_files": "id"}
+"""Per table whose changes the 0005_cache triggers announce, the column each payload names."""
+CACHED_TABLES: Final = tuple(ANNOUNCED_KEYS)
+"""Only reads of these tables can be cached."""

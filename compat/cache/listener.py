@@ -45,8 +45,8 @@ class ListenerEvents(Protocol):
     def ready(self, settings: dict[str, float]) -> None:
         """Listening (again): nothing heard before counts; these are the settings."""
 
-    def changed(self, tables: set[str]) -> None:
-        """Rows of ``tables`` changed, and the changes are committed."""
+    def changed(self, rows: set[tuple[str, str]]) -> None:
+        """These rows changed, and the changes are committed: (table, key; ``*``: every row)."""
 
     def settings(self, settings: dict[str, float]) -> None:
         """The settings as just read."""
@@ -150,14 +150,18 @@ class Listener:
             reload = time.monotonic() >= next_read
             if socket in readable:
                 connection.poll()
-                # One bulk statement announces each row: one invalidation per table will do.
-                tables = {note.payload.partition(":")[0] for note in connection.notifies}
+                # Everything that arrived at once is handed over at once (a bulk statement
+                # announces each of its rows).
+                rows: set[tuple[str, str]] = set()
+                for note in connection.notifies:
+                    table, _, key = note.payload.partition(":")
+                    if table == SETTINGS_TABLE:
+                        reload = True
+                    else:
+                        rows.add((table, key))
                 connection.notifies.clear()
-                if SETTINGS_TABLE in tables:
-                    tables.discard(SETTINGS_TABLE)
-                    reload = True
-                if tables:
-                    self._events.changed(tables)
+                if rows:
+                    self._events.changed(rows)
             if reload:
                 with connection.cursor() as cursor:
                     self._events.settings(self._read_settings(cursor))

@@ -1,17 +1,23 @@
 """Compat layer: the read cache: opt-in per read function, on a dogpile.cache region.
 
 What is stored is the pickled legacy-shaped value, so every hit is a new
-object the caller may mutate. A key is the function, the generations of
-the tables it reads (taken before the read ran) and its arguments; see
-compat.cache.generations for why that is enough for correctness. The cache
-serves nothing until its listener is listening, and nothing while the
-listener is disconnected.
+object the caller may mutate. A key is the function, generations taken
+before the read ran, and its arguments; see compat.cache.generations for
+why that is enough for correctness. The generations of a read are its
+tables' (``t:<table>``: any change to the table moves it on); those of a
+point read by a row's announced key are its table's bulk counter
+(``b:<table>``: a change whose rows are not known one by one) and its row's
+bucket (``r:<table>:<n>``, one of ``BUCKETS`` by a stable hash of the key:
+a collision only costs a miss). The cache serves nothing until its
+listener is listening, and nothing while the listener is disconnected.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,10 +27,11 @@ from dogpile.cache.api import NO_VALUE
 from dogpile.cache.region import CacheRegion
 from dogpile.cache.util import sha1_mangle_key
 
+from compat.cache import ANNOUNCED_KEYS
 from compat.cache.generations import Generations, LocalGenerations, RedisGenerations
 from compat.cache.listener import Listener
 
-__all__ = ["MAX_ENTRIES", "CacheStats", "ReadCache"]
+__all__ = ["BUCKETS", "MAX_ENTRIES", "CacheStats", "Change", "ReadCache"]
 
 log = logging.getLogger("compat.cache")
 
@@ -50,6 +57,20 @@ class _Bounded(dict[Any, Any]):
     def clear(self) -> None:
         with self._lock:
             super().clear()
+
+
+BUCKETS: Final = 4096
+"""Row buckets per table: bounded counters, whatever the number of rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Rows a write may change, or a point read reads: ``table`` rows whose ``column`` is
+    ``value`` (a facade argument); no column: any rows of the table."""
+
+    table: str
+    column: str | None = None
+    value: Any = None
 
 
 @dataclass(slots=True)
@@ -115,7 +136,7 @@ class ReadCache:
         import redis  # the optional extra: imported only when asked for
 
         client = redis.Redis.from_url(backend, socket_timeout=1.0, socket_connect_timeout=1.0)
-        self._generations = RedisGenerations(client, prefix, self._tables)
+        self._generations = RedisGenerations(client, prefix)
         self._region = make_region(key_mangler=lambda key: f"{prefix}:" + sha1_mangle_key(key))
         self._region.configure(
             "dogpile.cache.redis",
@@ -148,13 +169,22 @@ class ReadCache:
         load: Callable[[], Any],
         *,
         store: bool = True,
+        row: Change | None = None,
     ) -> Any:
-        """The cached value of this call, or ``load()``'s (stored when ``store``)."""
+        """The cached value of this call, or ``load()``'s (stored when ``store``).
+
+        ``row``: the call reads that one row (a point read by its key).
+        """
         region = self._region
         assert region is not None
+        bucket = None if row is None else _bucket(row)
+        if bucket is None:
+            counters = [f"t:{table}" for table in tables]
+        else:
+            counters = [f"b:{bucket[0]}", f"r:{bucket[0]}:{bucket[1]}"]
         try:
             # Taken before the read runs: a change during it makes what it stores unreachable.
-            generations = self._generations.current(tables)
+            generations = self._generations.current(counters)
             cache_key = f"{key}|{generations}|{_arguments_key(arguments)}"
             found = region.get(cache_key, expiration_time=ttl)
         except Exception as error:  # a backend failure never fails the call
@@ -172,11 +202,23 @@ class ReadCache:
                 self._backend_failed(error)
         return value
 
-    def written(self, tables: Iterable[str]) -> None:
-        """A facade write to ``tables`` committed: its own process sees it at once."""
+    def written(self, changes: Iterable[Change]) -> None:
+        """A facade write that may have changed these rows ended: its process sees it at once."""
         if self._region is None:
             return
-        self._bump(tables)
+        counters: list[str] = []
+        for change in changes:
+            bucket = _bucket(change)
+            counters += self._table_counters(change.table, None if bucket is None else bucket[1])
+        self._bump(counters)
+
+    def _table_counters(self, table: str, bucket: int | None) -> list[str]:
+        """What a change to ``table`` moves on: one row's bucket, or (None) the bulk counter;
+        and the same for the tables its deletes cascade to, whose rows are not known."""
+        counters = [f"t:{table}", f"b:{table}" if bucket is None else f"r:{table}:{bucket}"]
+        for child in self._dependents.get(table, ()):
+            counters += [f"t:{child}", f"b:{child}"]
+        return counters
 
     # -- what the listener says ------------------------------------------
 
@@ -185,8 +227,13 @@ class ReadCache:
         self._connected = True
         self._resync()
 
-    def changed(self, tables: set[str]) -> None:
-        self._bump(tables)
+    def changed(self, rows: set[tuple[str, str]]) -> None:
+        counters: list[str] = []
+        for table, key in rows:
+            # The trigger announces cascaded rows itself: no dependents needed here.
+            bucket = None if key == "*" else zlib.crc32(key.encode()) % BUCKETS
+            counters += [f"t:{table}", f"b:{table}" if bucket is None else f"r:{table}:{bucket}"]
+        self._bump(counters)
 
     def settings(self, settings: dict[str, float]) -> None:
         self._ttls = settings
@@ -261,14 +308,10 @@ class ReadCache:
             self._listener = listener
         listener.start()
 
-    def _bump(self, tables: Iterable[str]) -> None:
-        named = list(tables)
-        affected = dict.fromkeys(named)
-        for table in named:
-            affected.update(dict.fromkeys(self._dependents.get(table, ())))
+    def _bump(self, counters: list[str]) -> None:
         self.stats.invalidations += 1
         try:
-            self._generations.bump(affected)
+            self._generations.bump(dict.fromkeys(counters))
         except Exception as error:
             # A change this process could not record must not leave old entries findable:
             # bypass until the listener's next settings read records a clear.
@@ -295,6 +338,27 @@ class ReadCache:
                 type(error).__name__,
                 next(iter(str(error).splitlines()), ""),
             )
+
+
+def _bucket(change: Change) -> tuple[str, int] | None:
+    """The table and bucket of the one row ``change`` names by its announced key, if it does.
+
+    The key is spelled as the trigger spells it (``uuid::text``, ``bigint::text``); a value
+    that cannot be (the validators let no such value through) names no row: the table's
+    counters apply instead, which is always correct.
+    """
+    if change.column is None or change.column != ANNOUNCED_KEYS.get(change.table):
+        return None
+    try:
+        if change.column == "uuid":
+            key = str(uuid.UUID(str(change.value)))
+        elif isinstance(change.value, int) and not isinstance(change.value, bool):
+            key = str(change.value)
+        else:
+            return None
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return change.table, zlib.crc32(key.encode()) % BUCKETS
 
 
 def _arguments_key(arguments: Mapping[str, Any]) -> str:

@@ -153,6 +153,9 @@ class FacadeFunction:
     reads: tuple[str, ...] = ()
     """The tables a read's result comes from: a change to any of them invalidates its cached
     results (compat.cache). A read that names none cannot be cached."""
+    row: TouchedRows | None = None
+    """A point read of one row by its key: its cached results are dropped by a change to that
+    row (or a bulk change of the table), not by a change to any other row."""
     volatile: frozenset[str] = frozenset()
     """Result and row fields that legitimately differ between two runs (a sequence id)."""
     calls: Calls | None = None
@@ -180,6 +183,7 @@ class FacadeFunction:
         shape: Shape,
         touches: tuple[TouchedRows, ...] = (),
         reads: tuple[str, ...] = (),
+        row: TouchedRows | None = None,
         volatile: frozenset[str] = frozenset(),
         calls: Calls | None = None,
         arguments: Mapping[str, Validator] | None = None,
@@ -207,6 +211,13 @@ class FacadeFunction:
         unknown = [table for table in reads if table not in Base.metadata.tables]
         if unknown:
             raise TypeError(f"{key}: reads= names tables that are not mapped: {unknown}")
+        if row is not None and (
+            reads != (row.table,) or row.column is None or row.argument not in parameters
+        ):
+            raise TypeError(
+                f"{key}: row= names one row of the one table it reads, by an argument: "
+                f"reads={reads!r}, row={row!r}"
+            )
         tables = tuple(dict.fromkeys(rows.table for rows in touches))
         return cls(
             key=key,
@@ -216,6 +227,7 @@ class FacadeFunction:
             routed=routed,
             touches=touches,
             reads=reads,
+            row=row,
             volatile=volatile,
             calls=calls,
             validators=rules_for(legacy, tables, arguments or {}),

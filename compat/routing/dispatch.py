@@ -15,6 +15,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
+from compat.cache.region import Change
 from compat.flags.modes import Mode
 from compat.routing.arguments import Validator
 from compat.routing.compared import SERVING, compared_call
@@ -46,6 +47,7 @@ def facade(
     shape: Shape,
     touches: tuple[TouchedRows, ...] = (),
     reads: tuple[str, ...] = (),
+    row: TouchedRows | None = None,
     calls: Calls | None = None,
     volatile: frozenset[str] = frozenset(),
     arguments: Mapping[str, Validator] | None = None,
@@ -59,7 +61,8 @@ def facade(
     ``<module>.<function>``. ``shape`` says what the call does to the tables
     (and so its kind), ``touches`` which rows a write leaves to compare,
     ``reads`` which tables a read's result comes from (what may invalidate it
-    when it is cached),
+    when it is cached), ``row`` for a point read the row it reads (so that only
+    a change to that row drops its cached results),
     ``calls`` how `compat verify` and the bench call it, ``arguments``
     overrides a rule derived from the legacy signature.
     """
@@ -80,6 +83,7 @@ def facade(
             shape=shape,
             touches=touches,
             reads=reads,
+            row=row,
             volatile=volatile,
             calls=calls,
             arguments=arguments,
@@ -106,28 +110,45 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         if ttl is not None:
             unit = current_unit()
             if unit is None or unit.reads_cache:
+                named = spec.arguments(args, kwargs)
+                row = spec.row
                 return cache.read(
                     spec.key,
                     spec.reads,
-                    spec.arguments(args, kwargs),
+                    named,
                     ttl,
                     lambda: _routed(spec, runtime, args, kwargs),
                     # Inside a unit nothing is stored: it may hold uncommitted writes of its own.
                     store=unit is None,
+                    row=None
+                    if row is None
+                    else Change(row.table, row.column, named.get(row.argument or "")),
                 )
             cache.stats.bypassed += 1
         return _routed(spec, runtime, args, kwargs)
+    changes = _changes(spec, args, kwargs)
     unit = current_unit()
     if unit is not None:
         # Marked first: a read later in the unit must not be served from the cache even when
         # this write failed half-way (it may have changed rows before failing).
-        unit.written.update(spec.tables)
+        unit.written.update(changes)
         return _routed(spec, runtime, args, kwargs)
     try:
         return _routed(spec, runtime, args, kwargs)
     finally:
         # Committed (or rolled back) by now: this process drops what it may have changed.
-        cache.written(spec.tables)
+        cache.written(changes)
+
+
+def _changes(
+    spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[Change]:
+    """What a write may change, as its declared touched rows name it (None: the whole table)."""
+    named = spec.arguments(args, kwargs)
+    return [
+        Change(rows.table, rows.column, named.get(rows.argument) if rows.argument else None)
+        for rows in spec.touches
+    ]
 
 
 def _routed(

@@ -14,6 +14,7 @@ import psycopg2.extensions
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from compat.cache.region import Change
 from compat.errors import UnitOfWorkAborted
 from compat.runtime import get_runtime
 from layer_settings import MAX_STATEMENT_TIMEOUT_MS
@@ -54,8 +55,8 @@ class UnitOfWork:
         """SQL the transaction must start with (its isolation level), not sent yet."""
         self.snapshot = opening is not None
         """Opened at an isolation level of its own: a cached value may be newer than its view."""
-        self.written: set[str] = set()
-        """Tables a facade write in this unit touched: their cached reads are dropped when the
+        self.written: set[Change] = set()
+        """What facade writes in this unit touched: their cached reads are dropped when the
         unit commits, and until then reads in the unit bypass the cache (read-your-writes)."""
 
     @property

@@ -278,3 +278,85 @@ class TestListenerConnection:
             runtime.close()
 
         assert dsn == {"dbname": "appdb", "user": "app", "host": "/var/run/postgresql"}
+
+
+class TestPointReads:
+    """A point read by a row's key is dropped by a change to its row, not to any other."""
+
+    def test_a_write_to_another_row_keeps_a_point_read_cached(self, cached_layer: Layer) -> None:
+        mine, other = new_session(), new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(mine)
+        stats = cached_layer.runtime.cache.stats
+
+        user_sessions.update_session(other, {"name": "other"})
+        heard = stats.invalidations
+        outside = observer_connection(cached_layer.url)
+        try:
+            with outside.cursor() as cursor:
+                cursor.execute("UPDATE user_sessions SET name = 'x' WHERE uuid = %s", (other,))
+            wait_until(lambda: stats.invalidations > heard, "the outside write heard")
+        finally:
+            outside.close()
+        hits = stats.hits
+        user_sessions.get_session(mine)
+
+        assert stats.hits == hits + 1
+
+    def test_a_write_to_its_row_is_seen_however_the_uuid_is_spelled(
+        self, cached_layer: Layer
+    ) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        cache(cached_layer, "user_sessions.check_uuid_exists")
+        assert _name_of(session_uuid.upper()) == "before"
+        assert user_sessions.check_uuid_exists(session_uuid.upper())
+
+        user_sessions.update_session(session_uuid, {"name": "after"})
+
+        assert _name_of(session_uuid.upper()) == "after"
+
+    def test_a_delete_is_seen_by_a_cached_existence_check(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.check_uuid_exists")
+        assert user_sessions.check_uuid_exists(session_uuid)
+
+        user_sessions.delete_session(session_uuid)
+
+        assert not user_sessions.check_uuid_exists(session_uuid)
+
+    def test_a_bulk_write_drops_every_point_read_of_its_table(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        stats = cached_layer.runtime.cache.stats
+        misses = stats.misses
+
+        user_sessions.delete_abandoned_sessions(1000)
+        user_sessions.get_session(session_uuid)
+
+        assert stats.misses == misses + 1
+
+    def test_a_new_upload_is_seen_by_a_point_read_that_cached_its_absence(
+        self, cached_layer: Layer
+    ) -> None:
+        """record_upload names its row by storage key, not id: the table's bulk counter moves."""
+        session_uuid = new_session()
+        first = uploads.record_upload(session_uuid, "a", f"a-{session_uuid}", 1, None, "0" * 64)
+        cache(cached_layer, "uploads.get_upload")
+        assert uploads.get_upload(first["id"] + 1) is None
+
+        second = uploads.record_upload(session_uuid, "b", f"b-{session_uuid}", 1, None, "0" * 64)
+
+        assert second["id"] == first["id"] + 1
+        assert uploads.get_upload(second["id"]) is not None
+
+    def test_a_cascaded_delete_is_seen_by_a_cached_upload(self, cached_layer: Layer) -> None:
+        session_uuid = new_session()
+        upload = uploads.record_upload(session_uuid, "a", f"a-{session_uuid}", 1, None, "0" * 64)
+        cache(cached_layer, "uploads.get_upload")
+        assert uploads.get_upload(upload["id"]) is not None
+
+        user_sessions.delete_session(session_uuid)
+
+        assert uploads.get_upload(upload["id"]) is None
