@@ -71,6 +71,8 @@ class Change:
     table: str
     column: str | None = None
     value: Any = None
+    deletes: bool = False
+    """The write may delete rows, and so the rows an ON DELETE CASCADE reaches."""
 
 
 @dataclass(slots=True)
@@ -209,16 +211,16 @@ class ReadCache:
         counters: list[str] = []
         for change in changes:
             bucket = _bucket(change)
-            counters += self._table_counters(change.table, None if bucket is None else bucket[1])
+            table = change.table
+            counters += [
+                f"t:{table}",
+                f"b:{table}" if bucket is None else f"r:{bucket[0]}:{bucket[1]}",
+            ]
+            if change.deletes:
+                # The rows a delete cascades to are not known one by one.
+                for child in self._dependents.get(table, ()):
+                    counters += [f"t:{child}", f"b:{child}"]
         self._bump(counters)
-
-    def _table_counters(self, table: str, bucket: int | None) -> list[str]:
-        """What a change to ``table`` moves on: one row's bucket, or (None) the bulk counter;
-        and the same for the tables its deletes cascade to, whose rows are not known."""
-        counters = [f"t:{table}", f"b:{table}" if bucket is None else f"r:{table}:{bucket}"]
-        for child in self._dependents.get(table, ()):
-            counters += [f"t:{child}", f"b:{child}"]
-        return counters
 
     # -- what the listener says ------------------------------------------
 
@@ -254,6 +256,10 @@ class ReadCache:
             self._ready.set()
 
     # -- lifecycle ---------------------------------------------------------
+
+    def clear(self) -> None:
+        """Drop every cached value of this process (with Redis, of every process)."""
+        self._clear()
 
     def wait_ready(self, timeout: float) -> bool:
         """Start the listener if needed and wait until it listens; False on timeout."""

@@ -39,6 +39,8 @@ R = TypeVar("R")
 
 _SNAPSHOT: Final = "REPEATABLE READ"
 _UNCOMPARED: Final = frozenset({Mode.LEGACY, Mode.ORM})
+# Bulk maintenance may delete too (delete_abandoned_sessions); an ON DELETE CASCADE follows.
+_MAY_DELETE: Final = frozenset({Shape.ROW_DELETE, Shape.BULK_WRITE})
 
 
 def facade(
@@ -145,8 +147,11 @@ def _changes(
 ) -> list[Change]:
     """What a write may change, as its declared touched rows name it (None: the whole table)."""
     named = spec.arguments(args, kwargs)
+    deletes = spec.shape in _MAY_DELETE
     return [
-        Change(rows.table, rows.column, named.get(rows.argument) if rows.argument else None)
+        Change(
+            rows.table, rows.column, named.get(rows.argument) if rows.argument else None, deletes
+        )
         for rows in spec.touches
     ]
 

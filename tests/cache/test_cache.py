@@ -172,6 +172,20 @@ class TestInvalidation:
 
         assert uploads.list_uploads(session_uuid) == []
 
+    def test_a_session_update_keeps_its_cached_uploads(self, cached_layer: Layer) -> None:
+        """Only a delete cascades: an update of the session leaves uploaded_files alone."""
+        session_uuid = new_session()
+        uploads.record_upload(session_uuid, "a.txt", f"key-{session_uuid}", 3, None, "0" * 64)
+        cache(cached_layer, "uploads.list_uploads")
+        uploads.list_uploads(session_uuid)
+        stats = cached_layer.runtime.cache.stats
+
+        user_sessions.update_session(session_uuid, {"name": "after"})
+        hits = stats.hits
+        uploads.list_uploads(session_uuid)
+
+        assert stats.hits == hits + 1
+
 
 class TestUnitsOfWork:
     def test_reads_in_a_unit_bypass_the_cache_once_it_has_written(
