@@ -129,6 +129,7 @@ class ReadCache:
         if backend == "off":
             return
         if backend == "memory":
+            self._max_entries = max_entries
             self._memory = _Bounded(max_entries)
             # memory_pickle: a hit is unpickled anew, never the object another caller holds.
             self._region = make_region().configure(
@@ -298,7 +299,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         if self._memory is not None:
-            self._memory = _Bounded(MAX_ENTRIES)
+            self._memory = _Bounded(self._max_entries)
             region = make_region().configure(
                 "dogpile.cache.memory_pickle", arguments={"cache_dict": self._memory}
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg2.extensions
 import pytest
 
@@ -374,3 +376,41 @@ class TestPointReads:
         user_sessions.delete_session(session_uuid)
 
         assert uploads.get_upload(upload["id"]) is None
+
+
+class TestFork:
+    def test_a_forked_child_listens_on_its_own_and_leaves_the_parents_listener_alone(
+        self, cached_layer: Layer
+    ) -> None:
+        """As a pre-forking server does: the child's cache starts empty, on its own connection."""
+        session_uuid = new_session()
+        cache(cached_layer, "user_sessions.get_session")
+        user_sessions.get_session(session_uuid)
+        cache_ = cached_layer.runtime.cache
+        parent_pid = cache_.listener_pid
+
+        child = os.fork()
+        if child == 0:  # pragma: no cover (the child reports through its exit status)
+            code = 1
+            try:
+                fresh = not cache_.listening and cache_.listener_pid is None
+                listening = cache_.wait_ready(10) and cache_.listener_pid != parent_pid
+                read = _name_of(session_uuid) == "before"
+                code = 0 if fresh and listening and read else 2
+                cache_.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+
+        assert os.waitstatus_to_exitcode(status) == 0
+        outside = observer_connection(cached_layer.url)
+        try:
+            with outside.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (parent_pid,)
+                )
+                assert cursor.fetchone() == (1,)
+        finally:
+            outside.close()
+        assert cache_.listening
+        assert cache_.listener_pid == parent_pid
