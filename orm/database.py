@@ -55,13 +55,44 @@ def database_url(database: DatabaseSettings | None = None) -> sa.URL:
 def create_engine(url: sa.URL | str, **kwargs: Any) -> sa.Engine:
     """An engine as the layer needs it: psycopg2, pre-ping, session time zone UTC."""
     url = sa.make_url(url).set(drivername=DRIVER)
-    existing = url.query.get("options") or ()
-    given = [existing] if isinstance(existing, str) else list(existing)
-    options = " ".join([*given, "-c TimeZone=UTC"])
-    url = url.difference_update_query(["options"])
     kwargs.setdefault("pool_pre_ping", True)
-    connect_args = {**kwargs.pop("connect_args", {}), "options": options}
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    _pin_time_zone(engine)
+    return engine
+
+
+_TIME_ZONE = "UTC"
+
+
+def _pin_time_zone(engine: sa.Engine) -> None:
+    """Every connection of ``engine`` runs in UTC, direct or behind PgBouncer.
+
+    A SET on each new connection (one round trip), not the startup parameter
+    options=-c TimeZone=UTC, which PgBouncer refuses or drops: TimeZone set
+    by a statement is tracked by PgBouncer per client and put back on every
+    server connection it lends (docs/pooler.md). On checkout the zone libpq
+    last heard from the server (ParameterStatus, no round trip) is checked,
+    so a session-level SET TIME ZONE by application code is undone.
+    """
+
+    def set_utc(dbapi_connection: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET TIME ZONE '{_TIME_ZONE}'")
+        finally:
+            dbapi_connection.autocommit = autocommit
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        set_utc(dbapi_connection)
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.info.parameter_status("TimeZone") != _TIME_ZONE:
+            set_utc(dbapi_connection)
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "checkout", on_checkout)
 
 
 def get_engine() -> sa.Engine:
