@@ -51,8 +51,17 @@ def database_dsn() -> str:
     return layer_settings.current().database.dsn()
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+"""libpq's connect_timeout unless the URL gives one: a server that never answers fails the call."""
+
+
 def _connect() -> psycopg2.extensions.connection:
-    conn: psycopg2.extensions.connection = psycopg2.connect(database_dsn())
+    dsn = database_dsn()
+    # libpq waits for ever by default; a worker must not (docs/deployment.md).
+    bound: dict[str, Any] = {}
+    if "connect_timeout" not in psycopg2.extensions.parse_dsn(dsn):
+        bound["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    conn: psycopg2.extensions.connection = psycopg2.connect(dsn, **bound)
     try:
         _pin_time_zone(conn)
     except BaseException:

@@ -56,9 +56,32 @@ def create_engine(url: sa.URL | str, **kwargs: Any) -> sa.Engine:
     """An engine as the layer needs it: psycopg2, pre-ping, session time zone UTC."""
     url = sa.make_url(url).set(drivername=DRIVER)
     kwargs.setdefault("pool_pre_ping", True)
-    engine = sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **_fail_fast(url, kwargs))
     _pin_time_zone(engine)
     return engine
+
+
+CONNECT_TIMEOUT_SECONDS = 5
+"""libpq's connect_timeout unless the URL gives one."""
+POOL_TIMEOUT_SECONDS = 5.0
+"""Seconds a call waits for a pooled connection, then sqlalchemy.exc.TimeoutError (default 30)."""
+
+
+def _fail_fast(url: sa.URL, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Bound the waits of a worker: connecting (libpq waits for ever) and the pool's queue.
+
+    The caller's own ``connect_timeout`` (URL or connect_args) and
+    ``pool_timeout`` win; a pool class without a queue takes no pool_timeout.
+    """
+    bounded = dict(kwargs)
+    connect_args = dict(bounded.pop("connect_args", {}))
+    if "connect_timeout" not in url.query:
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    bounded["connect_args"] = connect_args
+    poolclass = bounded.get("poolclass")
+    if poolclass is None or issubclass(poolclass, sa.pool.QueuePool):
+        bounded.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    return bounded
 
 
 _TIME_ZONE = "UTC"
