@@ -96,4 +96,7 @@ def register(app: Flask) -> None:
     # connection the server closed under the call (a restart): unavailable too.
     app.register_error_handler(sa.exc.TimeoutError, _database_unavailable)
     app.register_error_handler(psycopg2.InterfaceError, _database_unavailable)
+    # Behind PgBouncer a connection the pooler closed may fail SQLAlchemy's own
+    # use of it (outside a facade call) as its InterfaceError: unavailable too.
+    app.register_error_handler(sa.exc.InterfaceError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
