@@ -309,7 +309,12 @@ def test_preloaded_workers_use_only_connections_they_opened_themselves(
     process (a socket opened in the master is held by the master and every
     worker); the master's own backend is still idle on its marking query.
     """
-    url = cluster.url(DATABASE)
+    # A database of its own: the module's PgBouncer keeps server connections
+    # to DATABASE named after the clients they served last.
+    forks = "forks"
+    cluster.create_database(forks)
+    url = cluster.url(forks)
+    command.upgrade(alembic_config(url), "head")
     env = server_environment(url, COMPAT_FLAGS_TTL="0.2")
     with running_gunicorn(
         url,
@@ -324,7 +329,7 @@ def test_preloaded_workers_use_only_connections_they_opened_themselves(
         master_backend = int(found[1])
         _poll(lambda: len(_children(server.process.pid)) == WORKERS, 30, "workers not forked")
         workers = _children(server.process.pid)
-        observer = cluster.connect(DATABASE)
+        observer = cluster.connect(forks)
         try:
 
             def backends() -> dict[int, tuple[str, int, str, str]]:
@@ -332,7 +337,7 @@ def test_preloaded_workers_use_only_connections_they_opened_themselves(
                     cur.execute(
                         "SELECT pid, application_name, client_port, state, query "
                         "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                        (DATABASE,),
+                        (forks,),
                     )
                     return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
 
