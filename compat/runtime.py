@@ -124,6 +124,8 @@ def build_runtime(
             engine=engine_of,
             # The process's runtime listens for flips; a test's (own environ) does not.
             listen=environ is None and knobs.flags_listen,
+            # A runtime built for other settings takes its flag knobs from them too.
+            settings=settings if environ is None else None,
         ),
         dispatcher=Dispatcher(
             [*chosen, counters, MetricsPublisher()],

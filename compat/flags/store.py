@@ -76,11 +76,16 @@ class FlagStore:
         read_table: Callable[[], Entries] | None = None,
         clock: Callable[[], float] = time.monotonic,
         listen: bool = False,
+        settings: layer_settings.Settings | None = None,
     ) -> None:
         # A registry (a mapping) is kept live: a function declared later is known too.
         self._keys: Collection[str] = keys if isinstance(keys, Mapping) else frozenset(keys)
         self._settings: Callable[[], layer_settings.Settings] = (
-            layer_settings.current if environ is None else lambda: layer_settings.load(environ)
+            (lambda: settings)
+            if settings is not None
+            else layer_settings.current
+            if environ is None
+            else lambda: layer_settings.load(environ)
         )
         self._engine = engine
         self.ttl_seconds = (

@@ -131,3 +131,18 @@ class TestAKnob:
             "configuration: COMPAT_FLAGS_TTL='soon-ish' is not allowed (seconds, a number from 0 "
             "up); using 5"
         ) == 1
+
+
+class TestARuntimeBuiltForOtherSettings:
+    def test_takes_its_flag_knobs_from_them_not_from_the_process_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from compat.flags.modes import Mode
+        from compat.flags.store import FlagStore
+        from compat.routing.declaration import REGISTRY
+
+        monkeypatch.setenv("COMPAT_FLAGS", "user_sessions.get_session=shadow")
+        mine = load({"COMPAT_FLAGS": "user_sessions.get_session=orm", "COMPAT_FLAGS_TTL": "9"})
+        store = FlagStore(REGISTRY, settings=mine, read_table=dict)
+        assert store.ttl_seconds == 9.0
+        assert store.resolve("user_sessions.get_session").mode is Mode.ORM
