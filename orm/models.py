@@ -193,7 +193,7 @@ class CompatObservationDrop(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
     key: Mapped[str] = mapped_column(Text)
-    dropped: Mapped[int] = mapped_column(Integer)
+    dropped: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (

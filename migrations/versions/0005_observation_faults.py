@@ -31,12 +31,11 @@ DATA_LOSS_ON_DOWNGRADE = (
 
 
 def upgrade() -> None:
-    # Nullable, no default: adding it rewrites nothing and takes the lock only briefly.
-    op.add_column("compat_observations", sa.Column("fault", sa.Text(), nullable=True))
-    op.create_check_constraint(
-        op.f("compat_observations_fault_check"),
-        "compat_observations",
-        "fault IN ('legacy', 'orm')",
+    # Nullable, no default, its check with it: adding it rewrites nothing, and a
+    # new column holds only NULLs, which pass the check (no NOT VALID dance needed).
+    op.execute(
+        "ALTER TABLE compat_observations ADD COLUMN fault TEXT "
+        "CONSTRAINT compat_observations_fault_check CHECK (fault IN ('legacy', 'orm'))"
     )
     op.create_table(
         "compat_observation_drops",
@@ -48,7 +47,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("dropped", sa.Integer(), nullable=False),
+        sa.Column("dropped", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.CheckConstraint("dropped > 0", name=op.f("compat_observation_drops_dropped_check")),
         sa.PrimaryKeyConstraint("id", name=op.f("compat_observation_drops_pkey")),
