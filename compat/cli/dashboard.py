@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from compat import dashboard
-from compat.cli.output import EXIT_OK, EXIT_USAGE
+from compat.cli.output import EXIT_USAGE, serve_until_interrupted
 
 __all__ = ["serve_dashboard"]
 
@@ -23,14 +23,6 @@ def serve_dashboard(args: argparse.Namespace, out: TextIO) -> int:
             "--behind-authenticating-proxy\n"
         )
         return EXIT_USAGE
-    server = dashboard.serve(args.port, args.host)
-    host, port = server.server_address[:2]
-    out.write(f"compat: dashboard on http://{host!s}:{port}/ (read-only)\n")
-    out.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return EXIT_OK
+    return serve_until_interrupted(
+        dashboard.serve(args.port, args.host), out, "dashboard (read-only)"
+    )

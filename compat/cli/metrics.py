@@ -6,21 +6,11 @@ import argparse
 from typing import TextIO
 
 from compat import metrics
-from compat.cli.output import EXIT_OK
+from compat.cli.output import serve_until_interrupted
 
 __all__ = ["serve_metrics"]
 
 
 def serve_metrics(args: argparse.Namespace, out: TextIO) -> int:
     """Serve /metrics on --host:--port until interrupted."""
-    server = metrics.serve(args.port, args.host)
-    host, port = server.server_address[:2]
-    out.write(f"compat: metrics on http://{host!s}:{port}/metrics\n")
-    out.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return EXIT_OK
+    return serve_until_interrupted(metrics.serve(args.port, args.host), out, "metrics", "/metrics")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 import sqlalchemy as sa
 
@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "printable",
+    "serve_until_interrupted",
     "table",
     "where",
 ]
@@ -72,3 +73,17 @@ def where() -> str:
     except (sa.exc.ArgumentError, ValueError):
         # Called while reporting an error: never raise again, never echo the raw URL.
         return "DATABASE_URL (which cannot be parsed)"
+
+
+def serve_until_interrupted(server: Any, out: TextIO, what: str, path: str = "/") -> int:
+    """Say where ``server`` listens, serve until Ctrl-C, close it: a sidecar's life (exit 0)."""
+    host, port = server.server_address[:2]
+    out.write(f"compat: {what} on http://{host!s}:{port}{path}\n")
+    out.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # how a sidecar is stopped: not a failure
+    finally:
+        server.server_close()
+    return EXIT_OK
