@@ -76,7 +76,7 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--window",
-        type=float,
+        type=_minutes,
         default=gates.DEFAULT_WINDOW_MINUTES,
         metavar="MINUTES",
         help=f"how far back to look for them (default {gates.DEFAULT_WINDOW_MINUTES:g} minutes)",

@@ -36,7 +36,6 @@ from compat.flags.sources import read_table as read_table_of
 from orm.database import get_engine
 
 __all__ = [
-    "DEFAULT_TTL_SECONDS",
     "MAX_BY_LENGTH",
     "MAX_REASON_LENGTH",
     "MODES",
@@ -48,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger("compat.flags")
 
-DEFAULT_TTL_SECONDS: Final = 5.0
 MAX_REASON_LENGTH: Final = 500
 """The longest ``--reason`` a flag change may have (characters)."""
 MAX_BY_LENGTH: Final = 100

@@ -106,7 +106,6 @@ def facade(
         if key in REGISTRY:
             raise TypeError(f"{key} is declared twice")
         REGISTRY[key] = spec
-        routed.__compat_key__ = key  # type: ignore[attr-defined]
         return routed
 
     return declare

@@ -23,7 +23,7 @@ from compat import user_sessions
 from compat.errors import InvalidFlagValue, UnknownFlag
 from compat.flags.modes import MODES, Entries, Entry, FlagChange, FlagState, Mode
 from compat.flags.sources import parse_env_flags, parse_file_flags
-from compat.flags.store import DEFAULT_TTL_SECONDS, FlagStore
+from compat.flags.store import FlagStore
 from compat.routing.declaration import REGISTRY
 from compat.shadow.observation import Side
 from orm.database import create_engine, dispose_engine, use_engine
@@ -629,7 +629,7 @@ class TestTtlSetting:
     ) -> None:
         environ = {"COMPAT_FLAGS_TTL": text}
         store = FlagStore(REGISTRY, environ=environ, read_table=dict, clock=FakeClock())
-        assert store.ttl_seconds == DEFAULT_TTL_SECONDS
+        assert store.ttl_seconds == layer_settings.load({}).flags_ttl_seconds
         [problem] = layer_settings.load(environ).problems
         assert problem.startswith(f"COMPAT_FLAGS_TTL={text!r} is not allowed")
 

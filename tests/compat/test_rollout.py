@@ -205,6 +205,16 @@ class TestThePlan:
         assert rows["uploads.get_upload"][3].startswith("shadow: allowed")
 
 
+class TestTheGateOptions:
+    def test_a_window_that_is_not_a_positive_number_of_minutes_is_refused_with_status_2(
+        self, cli: Cli, database: str
+    ) -> None:
+        for window in ("-5", "0", "soon"):
+            ran = cli("flags", "plan", "--window", window)
+            assert ran.code == 2, (window, ran.err)
+            assert "--window" in ran.err
+
+
 class TestAnIdleProcess:
     @pytest.mark.parametrize("mode", ["live", "legacy"])
     def test_serves_a_flip_made_while_it_was_idle_on_its_next_call(
