@@ -30,6 +30,7 @@ from compat.shadow.publishers import (
     Publisher,
     TablePublisher,
 )
+from compat.shadow.served import ServedTally
 from orm.database import create_engine, database_url, get_engine
 
 __all__ = [
@@ -52,6 +53,8 @@ class Runtime:
     flags: FlagStore
     dispatcher: Dispatcher
     counters: CounterPublisher
+    served: ServedTally = field(default_factory=ServedTally)
+    """The calls each side served and how many raised (stored for the guard's orm rule)."""
     raise_on_mismatch: bool = False
     """Raise MismatchError after a compared call whose paths disagree (for tests)."""
     candidate_timeout_ms: int = field(
@@ -81,6 +84,8 @@ class Runtime:
         """
         wait = self.drain_timeout_ms / 1000 if timeout is None else timeout
         dropped = self.dispatcher.close(wait)
+        if not self.served.close(wait):
+            log.warning("compat: served-call counts of this process were not stored in time")
         self.flags.close()
         if self.own_engine is not None:
             self.own_engine.dispose()
@@ -102,7 +107,8 @@ def build_runtime(
     With ``settings``, the runtime gets an engine of its own for their
     database (nothing connects until the first call); ``engine`` gives it
     that engine ready-made (a test's recording one). ``publishers`` replaces
-    the log and table publishers (the counters and the metrics are always kept);
+    the log and table publishers (the counters and the metrics are always kept),
+    and the served-call counts are stored only with the default publishers;
     ``environ`` gives the flag store its own flag variables (tests).
     """
     if engine is None and settings is not None:
@@ -133,6 +139,7 @@ def build_runtime(
             record_drops=recorders[0] if recorders else None,
         ),
         counters=counters,
+        served=ServedTally(engine_of if publishers is None else None),
         raise_on_mismatch=raise_on_mismatch,
         candidate_timeout_ms=knobs.candidate_timeout_ms,
         drain_timeout_ms=knobs.drain_timeout_ms,
@@ -216,6 +223,7 @@ def _after_fork_in_child() -> None:
     if runtime is not None:
         runtime.flags.after_fork()
         runtime.dispatcher.after_fork()
+        runtime.served.after_fork()
         if runtime.own_engine is not None:
             # The parent's sockets are not ours: a new pool, the parent's left alone.
             runtime.own_engine.dispose(close=False)

@@ -220,3 +220,27 @@ class CompatObservationRollup(Base):
     candidate_errors: Mapped[int] = mapped_column(BigInteger)
     legacy_ms_buckets: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     orm_ms_buckets: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+
+
+class CompatServedRollup(Base):
+    """The calls one side served for one key in one mode in one minute, and how many raised.
+
+    Added to by every process (compat/shadow/served.py; migration 0007);
+    ``errors`` are the calls' own failures, ``faults`` failures of the
+    connection or the server. The orm guard's evidence, where nothing is compared.
+    """
+
+    __tablename__ = "compat_served_rollups"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    mode: Mapped[str] = mapped_column(Text, primary_key=True)
+    side: Mapped[str] = mapped_column(Text, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    faults: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("side IN ('legacy', 'orm')", name="side"),
+        CheckConstraint("calls >= errors + faults AND errors >= 0 AND faults >= 0", name="counts"),
+    )

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Final, NoReturn, TextIO
+from typing import Final, NoReturn, TextIO, TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -42,11 +42,14 @@ from compat.errors import CompatError
 from compat.flags.modes import MODES
 from compat.flags.store import MAX_REASON_LENGTH
 from compat.rollout import gates
+from compat.rollout import guard as guarding
 from compat.runtime import build_runtime, use_runtime
 from compat.shadow import stored
 from compat.verify import runner as verification
 from layer_settings import SettingsError
 from orm.database import create_engine, database_url
+
+T = TypeVar("T")
 
 __all__ = ["LOCK_TIMEOUT_MS", "STATEMENT_TIMEOUT_MS", "build_parser", "main"]
 
@@ -64,6 +67,26 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, not {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, not {text!r}")
+    return value
+
+
+def _per_key(parse: Callable[[str], T]) -> Callable[[str], tuple[str | None, T]]:
+    """``VALUE`` (for every function) or ``KEY=VALUE`` (for one), each value read by ``parse``."""
+
+    def read(text: str) -> tuple[str | None, T]:
+        key, equals, value = text.rpartition("=")
+        return (key if equals else None), parse(value)
+
+    return read
 
 
 def _gate_options(parser: argparse.ArgumentParser) -> None:
@@ -182,13 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     watching = commands.add_parser(
         "guard",
-        help="step live functions back to shadow when their paths disagree (a sidecar)",
+        help="step functions the ORM serves back by themselves when it goes wrong (a sidecar)",
         description=(
-            "Watch every function in live: once its mismatches since it "
-            "went live reach --threshold, step it back to shadow (legacy serves again), audited "
-            "as done by the guard with the observation that tripped it. Every process applies "
-            "it at its next flag read. Run it beside the application (one is enough), or with "
-            "--once from cron."
+            "Watch every function in live and in orm (whole or ramped). In live, once its "
+            "mismatches since it went live reach --threshold, step it back to shadow (legacy "
+            "serves again). In orm, where nothing is compared, once the ORM's error rate since "
+            "it went to orm (the last --window minutes, at least --min-orm-calls calls) is "
+            "above max(2 x baseline, baseline + --error-margin), the baseline being legacy's "
+            "error rate when it served the function (the last --baseline-days), step it back "
+            "to live. Each step back is audited as done by the guard with its evidence, and "
+            "every process applies it at once. Run it beside the application (one is "
+            "enough), or with --once from cron. --threshold, --min-orm-calls and "
+            "--error-margin take VALUE for every function or KEY=VALUE for one (repeatable)."
         ),
     )
     watching.add_argument("--once", action="store_true", help="look once and exit")
@@ -205,10 +233,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watching.add_argument(
         "--threshold",
-        type=_positive,
-        default=1,
-        metavar="N",
-        help="mismatches that trip it (default 1: any; a candidate that failed alone is one)",
+        type=_per_key(_positive),
+        action="append",
+        default=[],
+        metavar="[KEY=]N",
+        help=(
+            f"mismatches in live that trip it (default {guarding.DEFAULT_THRESHOLD}: any; a "
+            "candidate that failed alone is one)"
+        ),
+    )
+    watching.add_argument(
+        "--min-orm-calls",
+        type=_per_key(_positive),
+        action="append",
+        default=[],
+        metavar="[KEY=]N",
+        help=(
+            f"ORM calls in orm before its error rate is judged "
+            f"(default {guarding.DEFAULT_MIN_ORM_CALLS})"
+        ),
+    )
+    watching.add_argument(
+        "--error-margin",
+        type=_per_key(_fraction),
+        action="append",
+        default=[],
+        metavar="[KEY=]F",
+        help=(
+            "how far the ORM's error rate may exceed legacy's, as a fraction "
+            f"(default {guarding.DEFAULT_ERROR_MARGIN:g}: one percentage point)"
+        ),
+    )
+    watching.add_argument(
+        "--window",
+        type=_minutes,
+        default=guarding.DEFAULT_WINDOW_MINUTES,
+        metavar="MINUTES",
+        help=f"the orm rule's recent minutes (default {guarding.DEFAULT_WINDOW_MINUTES:g})",
+    )
+    watching.add_argument(
+        "--baseline-days",
+        type=_minutes,
+        default=guarding.DEFAULT_BASELINE_DAYS,
+        metavar="DAYS",
+        help=f"legacy's error rate over these days (default {guarding.DEFAULT_BASELINE_DAYS:g})",
     )
     watching.set_defaults(run=guard)
 

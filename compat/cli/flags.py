@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import sys
 import time
 from collections.abc import Collection
-from typing import TextIO
+from typing import Any, TextIO
 
 from compat.cli.output import EXIT_FAILED, EXIT_OK, printable, table
 from compat.errors import FlagChangedMeanwhile, InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode, check_key, parse_mode, parse_percent, parse_sample_rate
 from compat.rollout.gates import evidence, gate, next_step
-from compat.rollout.guard import GUARD, watch
+from compat.rollout.guard import GUARD, Limits, Policy, watch
 from compat.runtime import get_runtime
 from compat.verify import runner as verification
 
@@ -225,13 +226,43 @@ def flags_history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def guard(args: argparse.Namespace, out: TextIO) -> int:
-    """Watch every live function and step back those whose paths disagree; --once: one look."""
+    """Watch every live and orm function and step back those past their limits; --once: one look."""
     runtime = get_runtime()
+    policy = _policy(args, runtime.flags.keys)
     deadline = None if args.once else time.monotonic() + args.for_seconds
     while True:
-        for trip in watch(runtime.engine, runtime.flags, threshold=args.threshold):
-            out.write(f"{trip.key}: live -> shadow by {GUARD}: {trip.change.reason}\n")
+        for trip in watch(runtime.engine, runtime.flags, policy):
+            out.write(f"{trip.key}: {trip.old} -> {trip.new} by {GUARD}: {trip.change.reason}\n")
             out.flush()
         if deadline is None or time.monotonic() >= deadline:
             return EXIT_OK
         time.sleep(args.interval)
+
+
+def _policy(args: argparse.Namespace, keys: Collection[str]) -> Policy:
+    """The guard's limits from ``--threshold``, ``--min-orm-calls``, ``--error-margin``.
+
+    Each option is given for every function (``N``) or for one (``KEY=N``);
+    the last given wins, and a key's own value beats the one for every function.
+    """
+    options = {
+        "threshold": args.threshold,
+        "min_orm_calls": args.min_orm_calls,
+        "error_margin": args.error_margin,
+    }
+    everyone: dict[str, Any] = {}
+    own: dict[str, dict[str, Any]] = {}
+    for name, given in options.items():
+        for key, value in given:
+            if key is None:
+                everyone[name] = value
+            else:
+                check_key(key, keys)
+                own.setdefault(key, {})[name] = value
+    default = dataclasses.replace(Limits(), **everyone)
+    return Policy(
+        default=default,
+        per_key={key: dataclasses.replace(default, **values) for key, values in own.items()},
+        window_minutes=args.window,
+        baseline_days=args.baseline_days,
+    )

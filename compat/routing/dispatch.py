@@ -19,6 +19,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
+from compat.errors import MismatchError
 from compat.flags.modes import Mode
 from compat.routing.arguments import Validator
 from compat.routing.compared import SERVING, compared_call, compared_read
@@ -125,6 +126,7 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         side = SERVING[mode]
         metered = meter(spec.key, mode, side)
         started = time.perf_counter()
+        raised: BaseException | None = None
         try:
             if side is Side.LEGACY and current_unit() is None:
                 return legacy_alone(
@@ -139,14 +141,17 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
                 retry_lost=spec.kind is Kind.READ,
                 lend=False,
             )
-        except BaseException:
+        except BaseException as error:
             metered.errors.inc()
+            raised = error
             raise
         finally:
             metered.calls.inc()
             metered.seconds.observe(time.perf_counter() - started)
+            runtime.served.count(spec.key, mode, side, raised)
     # Counted here, timed from the observation (each side's own time, not the pair's).
     metered = meter(spec.key, mode, SERVING[mode])
+    raised = None
     try:
         # Both sides of a compared read must see one snapshot, or a concurrent
         # commit between them shows up as a false mismatch. Reads cannot fail to
@@ -161,11 +166,14 @@ def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any])
             lambda unit: compared_call(spec, mode, runtime, unit, args, kwargs),
             _SNAPSHOT if spec.kind is Kind.READ else None,
         )
-    except BaseException:
+    except BaseException as error:
         metered.errors.inc()
+        # A test's raise_on_mismatch: the serving side itself succeeded.
+        raised = None if isinstance(error, MismatchError) else error
         raise
     finally:
         metered.calls.inc()
+        runtime.served.count(spec.key, mode, SERVING[mode], raised)
 
 
 def _in_ramp(

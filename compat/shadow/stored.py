@@ -66,6 +66,10 @@ _PRUNE_ROLLUPS: Final = sa.text(
     "WHERE minute < CURRENT_TIMESTAMP - :days * INTERVAL '1 day'"
 )
 
+_PRUNE_SERVED: Final = sa.text(
+    "DELETE FROM compat_served_rollups WHERE minute < CURRENT_TIMESTAMP - :days * INTERVAL '1 day'"
+)
+
 _MISMATCHES: Final = sa.text(
     "SELECT key, observed_at, mode, diff, candidate_error FROM compat_observations "
     "WHERE NOT matched AND (CAST(:key AS text) IS NULL OR key = :key) "
@@ -227,6 +231,7 @@ class Pruned:
 
     rows: int
     rollups: int
+    """Per-minute counts: of observations and of served calls."""
 
 
 def prune(
@@ -241,6 +246,8 @@ def prune(
     """
     rows = connection.execute(_PRUNE_ROWS, {"keep": keep, "days": days}).rowcount
     rollups = connection.execute(_PRUNE_ROLLUPS, {"days": days}).rowcount
+    # The served-call counts (the orm guard's) age out with the observations' counts.
+    rollups += connection.execute(_PRUNE_SERVED, {"days": days}).rowcount
     return Pruned(rows, rollups)
 
 

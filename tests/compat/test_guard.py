@@ -18,6 +18,7 @@ from compat import user_sessions
 from compat.flags.modes import Mode
 from compat.routing.declaration import REGISTRY
 from compat.shadow.publishers import TablePublisher
+from legacy.db import get_db_connection
 from tests.compat.calls import new_session
 from tests.compat.test_flags import flip
 from tests.fixtures.layer import Layer
@@ -140,3 +141,173 @@ class TestTheGuard:
         assert guard_once(live.url).stdout != ""
         assert guard_once(live.url).stdout == ""
         assert len(guard_audit(observer)) == 1
+
+
+def guard_once_with(url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`compat guard --once OPTIONS` in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "compat", "guard", "--once", *options],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def failing_every(nth: int, side: Any) -> Any:
+    """A side that raises a real database error on every ``nth`` call and serves the others."""
+    calls = 0
+
+    def serve(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls % nth == 0:
+            db = args[0]
+            if isinstance(db, Session):
+                return db.execute(sa.text("SELECT 1 / 0")).scalar()
+            with get_db_connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1 / 0")
+        return side(*args)
+
+    return serve
+
+
+def served_in_table(observer: psycopg2.extensions.connection, key: str) -> list[tuple[Any, ...]]:
+    with observer.cursor() as cur:
+        cur.execute(
+            "SELECT mode, side, sum(calls)::int, sum(errors)::int, sum(faults)::int "
+            "FROM compat_served_rollups WHERE key = %s GROUP BY mode, side ORDER BY mode, side",
+            (key,),
+        )
+        return cur.fetchall()
+
+
+@pytest.fixture
+def storing(committed_layer: Layer) -> Layer:
+    """The layer storing its served-call counts in compat_served_rollups, as a process does."""
+    committed_layer.runtime.served.store_to(lambda: committed_layer.engine)
+    return committed_layer
+
+
+def serve_calls(layer: Layer, observer: psycopg2.extensions.connection, count: int) -> int:
+    """``count`` calls of KEY; returns how many raised (the database's error, as legacy's)."""
+    session_uuid = new_session(observer)
+    raised = 0
+    for _ in range(count):
+        try:
+            user_sessions.get_session(session_uuid)
+        except psycopg2.errors.DivisionByZero:
+            raised += 1
+    assert layer.runtime.served.flush()
+    return raised
+
+
+class TestTheOrmGuard:
+    """In orm nothing is compared: the ORM's error rate is judged against legacy's."""
+
+    def test_every_served_call_and_its_errors_reach_the_table(
+        self,
+        storing: Layer,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        spec = REGISTRY[KEY]
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, legacy=failing_every(4, spec.legacy))
+        )
+        assert serve_calls(storing, observer, 8) == 2
+        flip(observer, KEY, "orm")
+        storing.runtime.flags.refresh()
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(2, spec.orm))
+        )
+        assert serve_calls(storing, observer, 6) == 3
+        assert served_in_table(observer, KEY) == [
+            ("legacy", "legacy", 8, 2, 0),
+            ("orm", "orm", 6, 3, 0),
+        ]
+
+    def test_steps_an_orm_function_whose_orm_side_fails_back_to_live(
+        self,
+        storing: Layer,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        flip(observer, KEY, "orm")
+        storing.runtime.flags.refresh()
+        spec = REGISTRY[KEY]
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(5, spec.orm))
+        )
+        assert serve_calls(storing, observer, 30) == 6
+
+        ran = guard_once_with(storing.url, "--min-orm-calls", "30")
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith(
+            f"{KEY}: orm -> live by compat guard: guard: ORM errors in 6 of 30 calls in orm (20.0%"
+        )
+        assert "legacy's baseline 0 of 0 calls" in ran.stdout
+        assert mode_in_table(observer, KEY) == "live"
+        assert guard_audit(observer) == [(KEY, "orm", "live", "compat guard")]
+        storing.runtime.flags.refresh()  # what this process does at its next read
+        assert storing.runtime.flags.resolve(KEY).mode is Mode.LIVE
+
+    def test_leaves_an_orm_function_alone_while_it_fails_as_often_as_legacy_did(
+        self,
+        storing: Layer,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        spec = REGISTRY[KEY]
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, legacy=failing_every(5, spec.legacy))
+        )
+        assert serve_calls(storing, observer, 30) == 6  # legacy's baseline: 20%
+        flip(observer, KEY, "orm")
+        storing.runtime.flags.refresh()
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(4, spec.orm))
+        )
+        assert serve_calls(storing, observer, 28) == 7  # 25%: within max(2 x 20%, 21%)
+
+        ran = guard_once_with(storing.url, "--min-orm-calls", "20")
+        assert (ran.returncode, ran.stdout) == (0, "")
+        assert mode_in_table(observer, KEY) == "orm"
+
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(1, spec.orm))
+        )
+        assert serve_calls(storing, observer, 40) == 40  # now 47 of 68: 69% > 40%
+        ran = guard_once_with(storing.url, "--min-orm-calls", "20")
+        assert "orm -> live by compat guard" in ran.stdout
+        assert mode_in_table(observer, KEY) == "live"
+
+    def test_waits_for_enough_calls_and_takes_a_keys_own_limit(
+        self,
+        storing: Layer,
+        observer: psycopg2.extensions.connection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        flip(observer, KEY, "orm")
+        storing.runtime.flags.refresh()
+        spec = REGISTRY[KEY]
+        monkeypatch.setitem(
+            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(2, spec.orm))
+        )
+        assert serve_calls(storing, observer, 10) == 5
+
+        assert guard_once_with(storing.url).stdout == ""  # 10 of the default 100 calls
+        assert (
+            guard_once_with(storing.url, "--min-orm-calls", "user_sessions.list_sessions=5").stdout
+            == ""
+        )
+        ran = guard_once_with(storing.url, "--min-orm-calls", f"{KEY}=10")
+        assert "orm -> live by compat guard" in ran.stdout
+
+    def test_an_unknown_key_in_a_limit_is_one_line_and_exit_2(self, storing: Layer) -> None:
+        ran = guard_once_with(storing.url, "--threshold", "user_sessions.nope=3")
+        assert ran.returncode == 2
+        assert ran.stdout == ""
+        assert len(ran.stderr.splitlines()) == 1
+        assert "user_sessions.nope" in ran.stderr

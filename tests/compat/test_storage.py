@@ -80,12 +80,19 @@ class TestADayOfTraffic:
                 "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC', %s, 'shadow', 'legacy', false)",
                 (KEY, KEY, KEY),
             )
+            cur.execute(
+                "INSERT INTO compat_served_rollups (key, mode, side, minute, calls, errors, faults) "
+                "VALUES (%s, 'orm', 'orm', date_trunc('minute', now()) - INTERVAL '40 days', 5, 1, "
+                "0), (%s, 'orm', 'orm', date_trunc('minute', now()), 3, 0, 0)",
+                (KEY, KEY),
+            )
         ran = cli("observations", "prune")
         assert ran.code == 0
         assert "removed 1 observation rows" in ran.out
-        assert "and 1 per-minute counts" in ran.out
+        assert "and 2 per-minute counts" in ran.out  # one of observations, one of served calls
         assert count(observer, "SELECT count(*) FROM compat_observations") == 1
         assert count(observer, "SELECT sum(compared) FROM compat_observation_rollups") == 1
+        assert count(observer, "SELECT sum(calls) FROM compat_served_rollups") == 3
 
 
 class TestTheGateEvidence:

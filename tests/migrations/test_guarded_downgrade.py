@@ -33,6 +33,7 @@ TABLES = (
     "compat_flag_audit",
     "compat_observations",
     "compat_observation_rollups",
+    "compat_served_rollups",
 )
 
 
@@ -72,6 +73,10 @@ def _seed_every_table(watcher: psycopg2.extensions.connection) -> None:
             # A mismatch: kept as a row, and counted into compat_observation_rollups.
             "INSERT INTO compat_observations (id, key, mode, serving, matched)"
             " VALUES (1, 'k', 'shadow', 'legacy', false)"
+        )
+        cur.execute(
+            "INSERT INTO compat_served_rollups (key, mode, side, minute, calls, errors, faults)"
+            " VALUES ('k', 'orm', 'orm', date_trunc('minute', now()), 3, 1, 0)"
         )
 
 
