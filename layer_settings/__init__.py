@@ -86,6 +86,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_FLAGS_FILE", None, serving=False),
     Variable("COMPAT_FLAGS_TTL", "5", serving=False),
     Variable("COMPAT_FLAGS_LISTEN", "1", serving=False),
+    Variable("COMPAT_FLAGS_PROVIDER", None, serving=False),
     Variable("COMPAT_KILL_SWITCH", "0", serving=False),
     Variable("COMPAT_CANDIDATE_TIMEOUT_MS", "2000", serving=False),
     Variable("COMPAT_DRAIN_TIMEOUT_MS", "5000", serving=False),
@@ -141,6 +142,8 @@ class Settings:
     flags_ttl_seconds: float = 5.0
     flags_listen: bool = True
     """Flips pushed by LISTEN/NOTIFY (off behind a transaction-pooling PgBouncer)."""
+    flags_provider: str | None = None
+    """An OpenFeature provider as a flag source: ``openfeature`` or ``module:attribute``."""
     kill_switch: bool = False
     candidate_timeout_ms: int = 2000
     drain_timeout_ms: int = 5000
@@ -326,6 +329,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         flags_file=flags_file,
         flags_ttl_seconds=_ttl(env, problems),
         flags_listen=_flag(env, "COMPAT_FLAGS_LISTEN", problems, default=True),
+        # Checked where it is loaded (compat.flags.provider): a bad one is logged there.
+        flags_provider=(env.get("COMPAT_FLAGS_PROVIDER") or "").strip() or None,
         # A garbled kill switch errs on the safe side: every function on legacy.
         kill_switch=_flag(env, "COMPAT_KILL_SWITCH", problems, default=False, when_bad=True),
         candidate_timeout_ms=_timeout(env, problems),

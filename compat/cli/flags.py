@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from compat.cli.output import EXIT_FAILED, EXIT_OK, printable, table
 from compat.errors import FlagChangedMeanwhile, InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode, check_key, parse_mode, parse_percent, parse_sample_rate
-from compat.rollout.gates import evidence, gate, next_step
+from compat.rollout.gates import STAGES, evidence, gate, next_step
 from compat.rollout.guard import GUARD, Limits, Policy, watch
 from compat.runtime import get_runtime
 from compat.verify import runner as verification
@@ -158,8 +158,26 @@ def flags_plan(args: argparse.Namespace, out: TextIO) -> int:
     """Per function: its stage, the evidence of that stage so far, the next step and its gate."""
     store = get_runtime().flags
     rows = []
+    notes = []
+    ours = {"default", "file", "table", "env", "kill-switch"}
     with get_runtime().engine.connect() as connection:
         for state in store.states():
+            if state.source not in ours and state.mode in (Mode.LIVE, Mode.ORM):
+                # A provider's flip passed no gate of ours: say whether it would have.
+                before = STAGES[STAGES.index(state.mode) - 1]
+                passed = gate(
+                    connection,
+                    state.key,
+                    before,
+                    state.mode,
+                    min_calls=args.min_calls,
+                    window_minutes=args.window,
+                )
+                if not passed.allowed:
+                    notes.append(
+                        f"note: {state.key} is {state.mode.value} from {state.source} without "
+                        f"the evidence its gate asks for: {passed.reason}"
+                    )
             step = next_step(state.mode)
             seen = (
                 evidence(connection, state.key, state.mode, args.window).summary(args.min_calls)
@@ -184,6 +202,8 @@ def flags_plan(args: argparse.Namespace, out: TextIO) -> int:
                 )
             rows.append((state.key, state.mode.value, state.source, seen, verdict))
     table(rows, ("key", "stage", "source", "evidence", "next step"), out)
+    for note in notes:
+        out.write(f"{note}\n")
     if store.kill_switch_on:
         out.write("the kill switch is ON: every function is served by legacy\n")
     return EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 
@@ -20,6 +20,7 @@ from compat.flags.modes import Entries, Entry, check_key, parse_mode, parse_samp
 
 __all__ = [
     "READ_TIMEOUT_MS",
+    "FlagSource",
     "parse_env_flags",
     "parse_file_flags",
     "read_table",
@@ -30,6 +31,24 @@ _ROWS: Final = "SELECT key, mode, sample_rate, percent FROM compat_flags"
 
 READ_TIMEOUT_MS: Final = 1000
 """How long a flag read may wait (on a lock, say) before the last good values are kept."""
+
+
+class FlagSource(Protocol):
+    """A source of flags besides ours (an OpenFeature provider): applied above the file,
+    below the table, so that the guard's step backs and the kill switch still win."""
+
+    @property
+    def name(self) -> str:
+        """What ``compat flags list`` shows as the source of the flags it gives."""
+        ...
+
+    def read(self, keys: Collection[str], problems: list[str]) -> Entries:
+        """Each key's entry that this source has; a bad entry is a problem, never an exception."""
+        ...
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the source's flags changed (a push); may never call it."""
+        ...
 
 
 def _entry(problems: list[str] | None, where: str, parse: Callable[[], None]) -> None:

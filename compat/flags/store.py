@@ -31,7 +31,7 @@ from compat.flags.modes import (
     parse_percent,
     parse_sample_rate,
 )
-from compat.flags.sources import parse_env_flags, parse_file_flags
+from compat.flags.sources import FlagSource, parse_env_flags, parse_file_flags
 from compat.flags.sources import read_table as read_table_of
 from orm.database import get_engine
 
@@ -51,13 +51,16 @@ MAX_REASON_LENGTH: Final = 500
 """The longest ``--reason`` a flag change may have (characters)."""
 MAX_BY_LENGTH: Final = 100
 """The longest ``--by`` a flag change may have (characters)."""
+FIRST_READ_WAIT_SECONDS: Final = 10.0
+"""How long a call waits for another caller's first read of the table before it serves."""
 
 
 class FlagStore:
     """The effective flags of every facade function, read on each call from memory.
 
     Sources, weakest first: the code default (``legacy``), the TOML file named
-    by ``COMPAT_FLAGS_FILE``, the ``compat_flags`` table (shared by every
+    by ``COMPAT_FLAGS_FILE``, an OpenFeature provider (``COMPAT_FLAGS_PROVIDER``,
+    or ``sources``), the ``compat_flags`` table (shared by every
     process), the ``COMPAT_FLAGS`` variable; ``COMPAT_KILL_SWITCH=1`` forces
     ``legacy`` everywhere. The table is read again in a background thread when
     its copy is older than the TTL; when it cannot be read, the last good copy
@@ -75,6 +78,7 @@ class FlagStore:
         clock: Callable[[], float] = time.monotonic,
         listen: bool = False,
         settings: layer_settings.Settings | None = None,
+        sources: Sequence[FlagSource] | None = None,
     ) -> None:
         # A registry (a mapping) is kept live: a function declared later is known too.
         self._keys: Collection[str] = keys if isinstance(keys, Mapping) else frozenset(keys)
@@ -94,6 +98,9 @@ class FlagStore:
         self._read_table = read_table or (lambda: read_table_of(self._engine()))
         self._clock = clock
         self._lock = threading.Lock()
+        self._rebuilding = threading.Lock()
+        """One rebuild at a time: each composes the newest table, so none lands stale."""
+        self._first_read = threading.Event()
         self._table: Entries = {}
         self._table_ok = False
         self._warned = False
@@ -104,6 +111,13 @@ class FlagStore:
         self.problems: tuple[str, ...] = ()
         self.listener = FlagListener(engine, self.refresh) if listen else None
         """Pushes flips (compat.flags.listener); started by the first facade call."""
+        self._source_problems: tuple[str, ...] = ()
+        self.sources: tuple[FlagSource, ...] = (
+            tuple(sources) if sources is not None else self._configured_sources()
+        )
+        for source in self.sources:
+            # The provider's own push: its values are read again, the table is not.
+            source.on_change(self._rebuild)
         self._rebuild()
 
     @property
@@ -158,6 +172,7 @@ class FlagStore:
             table = (read or self._read_table)()
         except Exception as error:  # the store must keep serving whatever went wrong
             if strict:  # the caller reports it: no warning besides
+                self._first_read.set()  # nothing better is coming for whoever waits
                 raise
             self._table_failed(error)
         else:
@@ -172,6 +187,7 @@ class FlagStore:
                 self._expires_at = self._clock() + self.ttl_seconds
                 self._refreshing = False
         self._rebuild()
+        self._first_read.set()  # after the rebuild: a waiting caller finds the table's modes
 
     def close(self) -> None:
         """Stop pushing flips to this store (its listener's thread and connection)."""
@@ -180,10 +196,14 @@ class FlagStore:
 
     def _refresh_soon(self) -> None:
         with self._lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
             first = not self._table_ok and not self._warned
+            busy, self._refreshing = self._refreshing, True
+        if busy:
+            if first:
+                # Another caller is making the first read: serving the code default
+                # meanwhile would send this call down a path the table may not hold.
+                self._first_read.wait(FIRST_READ_WAIT_SECONDS)
+            return
         if first:
             # Nothing was ever read: wait once, so that the first call already
             # honours the table rather than the code default.
@@ -217,18 +237,40 @@ class FlagStore:
     def after_fork(self) -> None:
         """In a forked child: the parent's refresher thread is gone, so refresh on its own."""
         self._lock = threading.Lock()
+        self._rebuilding = threading.Lock()
         self._refreshing = False
         self._thread = None
+        if not self._first_read.is_set():
+            self._first_read = threading.Event()
         if self.listener is not None:
             self.listener.after_fork()
         # Expired now, so the first call starts a read; a copy that was already
         # older than two TTLs stays so, and that call reads before it serves.
         self._expires_at = min(self._expires_at, self._clock())
 
+    def _configured_sources(self) -> tuple[FlagSource, ...]:
+        """The provider ``COMPAT_FLAGS_PROVIDER`` names; none (and a problem) when it is bad."""
+        named = self._settings().flags_provider
+        if named is None:
+            return ()
+        from compat.flags.provider import from_setting  # the optional extra, only when named
+
+        try:
+            return (from_setting(named),)
+        except FlagError as error:
+            self._source_problems = (f"provider: {error}",)
+            return ()
+
     # -- composing -------------------------------------------------------
 
     def _rebuild(self) -> None:
-        problems: list[str] = []
+        # Two rebuilds at once (a background refresh, a pushed flip, the provider's
+        # event) must not let the one that read the older table assign last.
+        with self._rebuilding:
+            self._compose()
+
+    def _compose(self) -> None:
+        problems: list[str] = list(self._source_problems)
         settings = self._settings()
         keys = self.keys
         states = {key: FlagState(key, Mode.LEGACY) for key in keys}
@@ -238,6 +280,13 @@ class FlagStore:
                 states,
                 "file",
                 lambda found: parse_file_flags(Path(file_name), keys, found),
+                problems,
+            )
+        for source in self.sources:
+            self._apply(
+                states,
+                source.name,
+                lambda found, source=source: source.read(keys, found),  # type: ignore[misc]
                 problems,
             )
         with self._lock:

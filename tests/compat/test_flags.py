@@ -621,6 +621,31 @@ class TestOverlappingReads:
         older.join(10)
         assert store.resolve(key).mode is Mode.ORM
 
+    def test_a_caller_that_comes_during_the_first_read_waits_for_it_not_for_the_default(
+        self,
+    ) -> None:
+        key = "user_sessions.get_session"
+        read_may_finish = threading.Event()
+        read_started = threading.Event()
+
+        def read_table() -> Entries:
+            read_started.set()
+            assert read_may_finish.wait(10)
+            return {key: Entry(Mode.ORM, 1.0)}
+
+        store = FlagStore(REGISTRY, environ={}, read_table=read_table, clock=FakeClock())
+        seen: dict[str, Mode] = {}
+        first = threading.Thread(target=lambda: seen.update(first=store.resolve(key).mode))
+        second = threading.Thread(target=lambda: seen.update(second=store.resolve(key).mode))
+        first.start()
+        assert read_started.wait(10)
+        second.start()  # the read is under way: before, this call served legacy at once
+        second.join(1)
+        read_may_finish.set()
+        first.join(10)
+        second.join(10)
+        assert seen == {"first": Mode.ORM, "second": Mode.ORM}
+
 
 class TestTtlSetting:
     @pytest.mark.parametrize("text", ["soon", "-1", "inf", "nan"])

@@ -81,9 +81,10 @@ class TestADayOfTraffic:
                 (KEY, KEY, KEY),
             )
             cur.execute(
-                "INSERT INTO compat_served_rollups (key, mode, side, minute, calls, errors, faults) "
-                "VALUES (%s, 'orm', 'orm', date_trunc('minute', now()) - INTERVAL '40 days', 5, 1, "
-                "0), (%s, 'orm', 'orm', date_trunc('minute', now()), 3, 0, 0)",
+                "INSERT INTO compat_served_rollups "
+                "(key, mode, side, minute, calls, errors, faults) VALUES "
+                "(%s, 'orm', 'orm', date_trunc('minute', now()) - INTERVAL '40 days', 5, 1, 0), "
+                "(%s, 'orm', 'orm', date_trunc('minute', now()), 3, 0, 0)",
                 (KEY, KEY),
             )
         ran = cli("observations", "prune")
