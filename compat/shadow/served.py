@@ -31,7 +31,7 @@ internal = logging.getLogger("compat.shadow.served")
 DEFAULT_FLUSH_SECONDS: Final = 1.0
 """How often a process adds its counts to the table."""
 
-_Cell = tuple[str, str, str, int]
+_Cell = tuple[str, Mode, Side, int]
 """(key, mode, side, minute since the epoch)."""
 
 _ADD: Final = sa.text(
@@ -62,6 +62,7 @@ class ServedTally:
         """Held for a whole flush: one that returns has seen every earlier one commit."""
         self._pending: dict[_Cell, list[int]] = {}
         self._thread: threading.Thread | None = None
+        self._started = False
         self._stop = threading.Event()
         self._failing = False
         self.flushed = 0
@@ -73,24 +74,27 @@ class ServedTally:
 
     def count(self, key: str, mode: Mode, side: Side, error: BaseException | None) -> None:
         """One call of ``key`` in ``mode`` served by ``side``, and what it raised (if anything)."""
-        cell = (key, mode.value, side.value, int(time.time()) // 60)
-        fault = error is not None and is_connection_fault(error)
+        # The hot path: the enums themselves in the cell (their .value is a descriptor
+        # call), and the thread started once, not checked for life on every call.
+        cell = (key, mode, side, int(time.time()) // 60)
+        slot = 0 if error is None else 2 if is_connection_fault(error) else 1
         with self._lock:
             counts = self._pending.get(cell)
             if counts is None:
                 counts = self._pending[cell] = [0, 0, 0]
             counts[0] += 1
-            if fault:
-                counts[2] += 1
-            elif error is not None:
-                counts[1] += 1
-        if self._engine is not None and (self._thread is None or not self._thread.is_alive()):
+            if slot:
+                counts[slot] += 1
+        if not self._started and self._engine is not None:
             self._start()
 
-    def snapshot(self) -> dict[_Cell, tuple[int, int, int]]:
-        """The counts not yet stored: (calls, errors, faults) per cell."""
+    def snapshot(self) -> dict[tuple[str, str, str, int], tuple[int, int, int]]:
+        """The counts not yet stored: (calls, errors, faults) per (key, mode, side, minute)."""
         with self._lock:
-            return {cell: (c[0], c[1], c[2]) for cell, c in self._pending.items()}
+            return {
+                (key, mode.value, side.value, minute): (c[0], c[1], c[2])
+                for (key, mode, side, minute), c in self._pending.items()
+            }
 
     def flush(self) -> bool:
         """Add the pending counts to the table in one transaction; True when nothing is left.
@@ -112,8 +116,8 @@ class ServedTally:
         rows = [
             {
                 "key": key,
-                "mode": mode,
-                "side": side,
+                "mode": mode.value,
+                "side": side.value,
                 "minute": minute,
                 "calls": c[0],
                 "errors": c[1],
@@ -170,17 +174,26 @@ class ServedTally:
         self._flushing = threading.Lock()
         self._pending = {}
         self._thread = None
+        self._started = False
         self._stop = threading.Event()
         self._failing = False
 
     def _start(self) -> None:
         with self._lock:
-            if self._stop.is_set() or (self._thread is not None and self._thread.is_alive()):
+            if self._started or self._stop.is_set():
                 return
+            self._started = True
             self._thread = threading.Thread(target=self._run, name="compat-served", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
+        # Started once per process: it must outlive whatever one flush runs into.
         while not self._stop.wait(self.flush_seconds):
+            self._flush_logged()
+        self._flush_logged()  # the last counts, at close
+
+    def _flush_logged(self) -> None:
+        try:
             self.flush()
-        self.flush()  # the last counts, at close
+        except Exception:
+            internal.exception("compat: storing the served-call counts failed")
