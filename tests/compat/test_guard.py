@@ -7,6 +7,8 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
+import uuid
 from typing import Any
 
 import psycopg2.extensions
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from compat import user_sessions
 from compat.flags.modes import Mode
+from compat.rollout.guard import GUARD
 from compat.routing.declaration import REGISTRY
 from compat.shadow.publishers import TablePublisher
 from legacy.db import get_db_connection
@@ -311,3 +314,52 @@ class TestTheOrmGuard:
         assert ran.stdout == ""
         assert len(ran.stderr.splitlines()) == 1
         assert "user_sessions.nope" in ran.stderr
+
+
+class TestAStepBackDuringWrites:
+    def test_loses_no_write_and_doubles_none(
+        self, committed_layer: Layer, observer: psycopg2.extensions.connection
+    ) -> None:
+        """Each call resolves its mode once: a step back moves the calls after it, whole."""
+        key = "user_sessions.insert_session"
+        flip(observer, key, "orm")
+        store = committed_layer.runtime.flags
+        store.refresh()
+        written: list[str] = []
+        failed: list[BaseException] = []
+        ten_written = threading.Event()
+
+        def write() -> None:
+            try:
+                for i in range(60):
+                    session_uuid = str(uuid.uuid4())
+                    user_sessions.insert_session(session_uuid, f"Writer {i}", None)
+                    written.append(session_uuid)
+                    if i == 9:
+                        ten_written.set()
+            except BaseException as error:
+                failed.append(error)
+                ten_written.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert ten_written.wait(60)
+        change = store.step_back(key, Mode.ORM, Mode.LIVE, reason="guard test", by=GUARD)
+        writer.join(120)
+        assert failed == []
+        assert change is not None
+        with observer.cursor() as cur:
+            cur.execute(
+                "SELECT uuid::text, count(*) FROM user_sessions WHERE name LIKE 'Writer %%' "
+                "GROUP BY uuid"
+            )
+            stored = dict(cur.fetchall())
+        assert sorted(stored) == sorted(written)
+        assert set(stored.values()) == {1}
+        served = committed_layer.runtime.served.snapshot()
+        by_mode = dict.fromkeys(("orm", "live"), 0)
+        for (counted_key, mode, _side, _minute), (calls, _errors, _faults) in served.items():
+            if counted_key == key:
+                by_mode[mode] += calls
+        assert sum(by_mode.values()) == 60
+        assert by_mode["orm"] >= 10
