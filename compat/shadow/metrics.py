@@ -23,7 +23,7 @@ from typing import Final, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from compat.flags.modes import Mode
-from compat.shadow.observation import Observation, Side
+from compat.shadow.observation import Observation, Side, Verdict
 
 __all__ = [
     "BUCKETS",
@@ -88,6 +88,12 @@ CANDIDATE_ERRORS: Final = Counter(
     "compat_candidate_errors",
     "Compared calls whose candidate raised (timeouts included)",
     ("key", "mode"),
+    registry=REGISTRY,
+)
+FAULTS: Final = Counter(
+    "compat_faults",
+    "Compared calls in which a side lost its connection (nothing was compared)",
+    ("key", "mode", "side"),
     registry=REGISTRY,
 )
 CANDIDATE_TIMEOUTS: Final = Counter(
@@ -208,10 +214,13 @@ class MetricsPublisher:
         for observation in batch:
             key, mode = observation.key, observation.mode.value
             COMPARISONS.labels(key, mode).inc()
-            if not observation.matched:
+            fault = observation.fault
+            if fault is not None:  # a lost connection is not the ORM disagreeing
+                FAULTS.labels(key, mode, fault.value).inc()
+            elif observation.verdict is Verdict.MISMATCH:
                 MISMATCHES.labels(key, mode).inc()
             error = observation.candidate.error
-            if error is not None:
+            if error is not None and not observation.candidate.faulted:
                 CANDIDATE_ERRORS.labels(key, mode).inc()
                 if getattr(error, "pgcode", None) == TIMEOUT_SQLSTATE:
                     CANDIDATE_TIMEOUTS.labels(key, mode).inc()

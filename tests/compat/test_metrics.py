@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,9 +23,12 @@ from sqlalchemy.orm import Session
 
 import layer_settings
 from compat import metrics
+from compat.flags.modes import Mode
 from compat.routing.declaration import REGISTRY
 from compat.runtime import get_runtime
 from compat.shadow.metrics import REGISTRY as METRICS
+from compat.shadow.metrics import MetricsPublisher
+from compat.shadow.observation import Observation, Outcome, Side
 from tests.compat.test_routing import facade_function
 from tests.fixtures.layer import Layer
 
@@ -261,3 +265,26 @@ class TestInOneProcess:
         } >= set(REGISTRY)
         assert value(samples, "compat_mode", key=SHADOWED, mode="live") == 1
         assert value(samples, "compat_mode", key=SHADOWED, mode="shadow") == 0
+
+
+class TestAFault:
+    def test_is_counted_as_a_fault_of_its_side_never_a_mismatch_or_candidate_error(self) -> None:
+        lost = psycopg2.OperationalError("server closed the connection unexpectedly")
+        observation = Observation.of(
+            SHADOWED,
+            Mode.SHADOW,
+            Outcome(Side.LEGACY, value=[1]),
+            Outcome(Side.ORM, error=lost),
+        )
+        labels = {"key": SHADOWED, "mode": "shadow"}
+        before = local()
+        MetricsPublisher().publish([observation])
+        after = local()
+
+        def moved(name: str, **extra: str) -> float:
+            return value(after, name, **labels, **extra) - value(before, name, **labels, **extra)
+
+        assert moved("compat_faults_total", side="orm") == 1
+        assert moved("compat_mismatches_total") == 0
+        assert moved("compat_candidate_errors_total") == 0
+        assert moved("compat_comparisons_total") == 1
