@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 import layer_settings
 from compat.flags.store import FlagStore
+from compat.listening import Listener
 from compat.routing.declaration import REGISTRY
 from compat.shadow.metrics import MetricsPublisher
 from compat.shadow.publishers import (
@@ -65,6 +66,8 @@ class Runtime:
     """How long close() (at exit, at compat.shutdown()) waits for queued observations."""
     own_engine: sa.Engine | None = None
     """This runtime's own engine; None: the process's (orm.database, which use_engine sets)."""
+    listener: Listener | None = None
+    """The process's one LISTEN connection (flag flips, cache invalidations); None: no push."""
 
     @property
     def engine(self) -> sa.Engine:
@@ -87,6 +90,8 @@ class Runtime:
         if not self.served.close(wait):
             log.warning("compat: served-call counts of this process were not stored in time")
         self.flags.close()
+        if self.listener is not None:
+            self.listener.stop()
         if self.own_engine is not None:
             self.own_engine.dispose()
         return dropped
@@ -122,14 +127,17 @@ def build_runtime(
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
     # Whoever stores observations stores the count of those it could not.
     recorders = [p.record_drops for p in chosen if isinstance(p, TablePublisher)]
+    # The process's runtime listens for flips; a test's (own environ) does not.
+    push_flags = environ is None and knobs.flags_listen
+    # One connection for every channel (compat.listening), none when nothing listens.
+    listener = Listener(engine_of) if push_flags else None
     return Runtime(
         flags=FlagStore(
             registry,
             environ=environ,
             ttl_seconds=ttl_seconds,
             engine=engine_of,
-            # The process's runtime listens for flips; a test's (own environ) does not.
-            listen=environ is None and knobs.flags_listen,
+            listener=listener if push_flags else None,
             # A runtime built for other settings takes its flag knobs from them too.
             settings=settings if environ is None else None,
         ),
@@ -144,6 +152,7 @@ def build_runtime(
         candidate_timeout_ms=knobs.candidate_timeout_ms,
         drain_timeout_ms=knobs.drain_timeout_ms,
         own_engine=engine,
+        listener=listener,
     )
 
 
@@ -224,6 +233,8 @@ def _after_fork_in_child() -> None:
         runtime.flags.after_fork()
         runtime.dispatcher.after_fork()
         runtime.served.after_fork()
+        if runtime.listener is not None:
+            runtime.listener.after_fork()
         if runtime.own_engine is not None:
             # The parent's sockets are not ours: a new pool, the parent's left alone.
             runtime.own_engine.dispose(close=False)
