@@ -7,6 +7,7 @@ import os
 import pytest
 
 import compat
+import layer_settings
 from compat import uploads, user_sessions
 from compat.errors import InvalidFlagValue, UnknownFlag
 from compat.flags.modes import Mode
@@ -283,6 +284,21 @@ class TestOneListeningConnection:
         finally:
             outside.close()
             reset_runtime(previous)
+            runtime.close()
+
+
+class TestWhereListeningCannotWork:
+    def test_a_process_with_flag_listening_off_caches_nothing(self) -> None:
+        """COMPAT_FLAGS_LISTEN=0 (a transaction-pooling PgBouncer): no change could be heard."""
+        settings = layer_settings.load(
+            {"DATABASE_URL": "postgresql://app@127.0.0.1:1/none", "COMPAT_FLAGS_LISTEN": "0"}
+        )
+        runtime = build_runtime(settings, cache_backend="memory")
+        try:
+            assert runtime.listener is None
+            assert not runtime.cache.enabled
+            assert runtime.cache.ttl_of("user_sessions.get_session") is None
+        finally:
             runtime.close()
 
 
