@@ -1,6 +1,6 @@
 """Compat layer: the read cache's channel on the process's shared listener (compat.listening).
 
-The 0007_cache triggers send ``NOTIFY compat_cache, '<table>:<key>'`` for
+The 0008_cache triggers send ``NOTIFY compat_cache, '<table>:<key>'`` for
 every row changed by anyone, and ``compat_cache_settings:<key>`` for a
 settings change. This subscriber turns what the listener hears into the
 cache's terms: the rows that changed, the settings as read again on the
@@ -70,5 +70,5 @@ def _read(connection: Any) -> dict[str, float]:
         try:
             return read_settings(cursor)
         except psycopg2.errors.UndefinedTable:
-            # Not migrated to 0007_cache yet: nothing is cached, changes are still heard.
+            # Not migrated to 0008_cache yet: nothing is cached, changes are still heard.
             return {}
