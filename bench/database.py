@@ -69,8 +69,11 @@ def scratch_database(server: sa.URL, prefix: str = "bench") -> Iterator[str]:
         engine.dispose()
         yield url
     finally:
+        stale = reset_runtime(None)
+        if stale is not None:
+            # Its listening connection would otherwise chase the dropped database.
+            stale.close()
         dispose_engine()
-        reset_runtime(None)
         if previous is None:
             os.environ.pop("DATABASE_URL", None)
         else:

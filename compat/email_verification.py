@@ -38,7 +38,13 @@ _VERIFICATION: Final = LegacyShape(VerificationRow)
 verification_row = _VERIFICATION.one
 
 
-@facade(legacy.get_verification, shape=Shape.POINT_READ, calls=calls.by_session)
+@facade(
+    legacy.get_verification,
+    row=_THE_SESSION,
+    reads=("user_sessions",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session,
+)
 def get_verification(db: Session, session_uuid: str) -> VerificationRow | None:
     session = EmailVerificationRows(db).get(UUID(session_uuid))
     return None if session is None else _VERIFICATION.one(session)

@@ -20,7 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 
 import layer_settings
+from compat.cache.region import ReadCache
+from compat.cache.settings import CacheSettings
 from compat.flags.store import FlagStore
+from compat.listening import Listener
 from compat.routing.declaration import REGISTRY
 from compat.shadow.metrics import MetricsPublisher
 from compat.shadow.publishers import (
@@ -32,6 +35,7 @@ from compat.shadow.publishers import (
 )
 from compat.shadow.served import ServedTally
 from orm.database import create_engine, database_url, get_engine
+from orm.models import Base
 
 __all__ = [
     "Runtime",
@@ -55,6 +59,10 @@ class Runtime:
     counters: CounterPublisher
     served: ServedTally = field(default_factory=ServedTally)
     """The calls each side served and how many raised (stored for the guard's orm rule)."""
+    cache: ReadCache = field(default_factory=lambda: ReadCache("off"))
+    """The read cache (docs/caching.md); it serves nothing unless a function's cache is set."""
+    cache_settings: CacheSettings | None = None
+    """Which functions are cached, and the audited changes (`compat cache`)."""
     raise_on_mismatch: bool = False
     """Raise MismatchError after a compared call whose paths disagree (for tests)."""
     candidate_timeout_ms: int = field(
@@ -65,6 +73,8 @@ class Runtime:
     """How long close() (at exit, at compat.shutdown()) waits for queued observations."""
     own_engine: sa.Engine | None = None
     """This runtime's own engine; None: the process's (orm.database, which use_engine sets)."""
+    listener: Listener | None = None
+    """The process's one LISTEN connection (flag flips, cache invalidations); None: no push."""
 
     @property
     def engine(self) -> sa.Engine:
@@ -87,6 +97,8 @@ class Runtime:
         if not self.served.close(wait):
             log.warning("compat: served-call counts of this process were not stored in time")
         self.flags.close()
+        if self.listener is not None:
+            self.listener.stop()
         if self.own_engine is not None:
             self.own_engine.dispose()
         return dropped
@@ -101,6 +113,7 @@ def build_runtime(
     environ: Mapping[str, str] | None = None,
     ttl_seconds: float | None = None,
     raise_on_mismatch: bool = False,
+    cache_backend: str | None = None,
 ) -> Runtime:
     """Build a runtime: the process's database and publishers unless told otherwise.
 
@@ -109,7 +122,9 @@ def build_runtime(
     that engine ready-made (a test's recording one). ``publishers`` replaces
     the log and table publishers (the counters and the metrics are always kept),
     and the served-call counts are stored only with the default publishers;
-    ``environ`` gives the flag store its own flag variables (tests).
+    ``environ`` gives the flag store its own flag variables (tests);
+    ``cache_backend`` overrides COMPAT_CACHE_BACKEND (``memory``, ``off``, a
+    Redis URL).
     """
     if engine is None and settings is not None:
         engine = create_engine(database_url(settings.database))
@@ -122,14 +137,27 @@ def build_runtime(
     chosen = [LogPublisher(), TablePublisher(engine_of)] if publishers is None else publishers
     # Whoever stores observations stores the count of those it could not.
     recorders = [p.record_drops for p in chosen if isinstance(p, TablePublisher)]
+    # The process's runtime listens for flips; a test's (own environ) does not.
+    push_flags = environ is None and knobs.flags_listen
+    backend = knobs.cache_backend if cache_backend is None else cache_backend
+    # Where LISTEN cannot work (COMPAT_FLAGS_LISTEN=0: a transaction-pooling PgBouncer)
+    # nothing would tell the cache of a change: it stays off.
+    cache_listens = backend != "off" and knobs.flags_listen
+    # One connection for every channel (compat.listening), none when nothing listens.
+    listener = Listener(engine_of) if push_flags or cache_listens else None
+    cache = ReadCache(
+        backend,
+        listener=listener if cache_listens else None,
+        dependents=_cascades(),
+        prefix=f"compat:{engine_of().url.database}" if backend not in ("memory", "off") else "",
+    )
     return Runtime(
         flags=FlagStore(
             registry,
             environ=environ,
             ttl_seconds=ttl_seconds,
             engine=engine_of,
-            # The process's runtime listens for flips; a test's (own environ) does not.
-            listen=environ is None and knobs.flags_listen,
+            listener=listener if push_flags else None,
             # A runtime built for other settings takes its flag knobs from them too.
             settings=settings if environ is None else None,
         ),
@@ -140,11 +168,24 @@ def build_runtime(
         ),
         counters=counters,
         served=ServedTally(engine_of if publishers is None else None),
+        cache=cache,
+        cache_settings=CacheSettings(registry, engine_of),
         raise_on_mismatch=raise_on_mismatch,
         candidate_timeout_ms=knobs.candidate_timeout_ms,
         drain_timeout_ms=knobs.drain_timeout_ms,
         own_engine=engine,
+        listener=listener,
     )
+
+
+def _cascades() -> dict[str, tuple[str, ...]]:
+    """Per table, the tables whose rows a delete of its rows deletes too (ON DELETE CASCADE)."""
+    found: dict[str, list[str]] = {}
+    for table in Base.metadata.tables.values():
+        for key in table.foreign_keys:
+            if (key.ondelete or "").upper() == "CASCADE":
+                found.setdefault(key.column.table.name, []).append(table.name)
+    return {parent: tuple(children) for parent, children in found.items()}
 
 
 _lock = threading.Lock()
@@ -224,6 +265,9 @@ def _after_fork_in_child() -> None:
         runtime.flags.after_fork()
         runtime.dispatcher.after_fork()
         runtime.served.after_fork()
+        runtime.cache.after_fork()
+        if runtime.listener is not None:
+            runtime.listener.after_fork()
         if runtime.own_engine is not None:
             # The parent's sockets are not ours: a new pool, the parent's left alone.
             runtime.own_engine.dispose(close=False)

@@ -64,13 +64,24 @@ def record_upload(
     return _UPLOAD.one(upload)
 
 
-@facade(legacy.get_upload, shape=Shape.POINT_READ, calls=calls.by_upload)
+@facade(
+    legacy.get_upload,
+    row=_THE_UPLOAD,
+    reads=("uploaded_files",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_upload,
+)
 def get_upload(db: Session, upload_id: int) -> UploadRow | None:
     upload = UploadedFileRows(db).get_by_id(upload_id)
     return _UPLOAD.optional(upload)
 
 
-@facade(legacy.list_uploads, shape=Shape.LIST, calls=calls.by_session_with_uploads)
+@facade(
+    legacy.list_uploads,
+    reads=("uploaded_files",),
+    shape=Shape.LIST,
+    calls=calls.by_session_with_uploads,
+)
 def list_uploads(db: Session, session_uuid: str) -> list[UploadRow]:
     return _UPLOAD.many(UploadedFileRows(db).list_for_session(UUID(session_uuid)))
 
@@ -80,12 +91,22 @@ def delete_upload(db: Session, upload_id: int) -> bool:
     return UploadedFileRepository(db).delete(upload_id)
 
 
-@facade(legacy.total_upload_bytes, shape=Shape.POINT_READ, calls=calls.by_session_with_uploads)
+@facade(
+    legacy.total_upload_bytes,
+    reads=("uploaded_files",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session_with_uploads,
+)
 def total_upload_bytes(db: Session, session_uuid: str) -> int:
     return UploadedFileRepository(db).total_bytes(UUID(session_uuid))
 
 
-@facade(legacy.upload_stats, shape=Shape.AGGREGATE, calls=calls.stats_pages)
+@facade(
+    legacy.upload_stats,
+    reads=("uploaded_files", "user_sessions"),
+    shape=Shape.AGGREGATE,
+    calls=calls.stats_pages,
+)
 def upload_stats(db: Session, limit: int = 20) -> list[UploadStatsRow]:
     return [
         {

@@ -43,12 +43,24 @@ _SESSION: Final = LegacyShape(SessionRow)
 session_row = _SESSION.one
 
 
-@facade(legacy.check_uuid_exists, shape=Shape.POINT_READ, calls=calls.by_session)
+@facade(
+    legacy.check_uuid_exists,
+    row=_THE_SESSION,
+    reads=("user_sessions",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session,
+)
 def check_uuid_exists(db: Session, session_uuid: str) -> bool:
     return UserSessionRepository(db).exists(UUID(session_uuid))
 
 
-@facade(legacy.get_session, shape=Shape.POINT_READ, calls=calls.by_session)
+@facade(
+    legacy.get_session,
+    row=_THE_SESSION,
+    reads=("user_sessions",),
+    shape=Shape.POINT_READ,
+    calls=calls.by_session,
+)
 def get_session(db: Session, session_uuid: str) -> SessionRow | None:
     return _SESSION.optional(UserSessionRows(db).get_by_uuid(UUID(session_uuid)))
 
@@ -103,14 +115,20 @@ def delete_session(db: Session, session_uuid: str) -> bool:
     return UserSessionRepository(db).delete(UUID(session_uuid))
 
 
-@facade(legacy.count_sessions, shape=Shape.AGGREGATE, calls=calls.whole_table)
+@facade(
+    legacy.count_sessions, reads=("user_sessions",), shape=Shape.AGGREGATE, calls=calls.whole_table
+)
 def count_sessions(db: Session) -> int:
     return UserSessionRepository(db).count()
 
 
 # Both paths stream through a server-side cursor, which lives in a transaction.
 @facade(
-    legacy.list_session_uuids, shape=Shape.SCAN, calls=calls.whole_table, needs_transaction=True
+    legacy.list_session_uuids,
+    reads=("user_sessions",),
+    shape=Shape.SCAN,
+    calls=calls.whole_table,
+    needs_transaction=True,
 )
 def list_session_uuids(db: Session) -> set[str]:
     # Streamed: only the str set the legacy contract returns is ever whole in memory.
@@ -122,6 +140,7 @@ def list_session_uuids(db: Session) -> set[str]:
 
 @facade(
     legacy.find_sessions_by_email,
+    reads=("user_sessions",),
     shape=Shape.LIST,
     calls=calls.by_email,
     # Legacy matches nothing for None (email = NULL is never true); so does the ORM.
@@ -131,7 +150,7 @@ def find_sessions_by_email(db: Session, email: str) -> list[SessionRow]:
     return _SESSION.many(UserSessionRows(db).find_by_email(email))
 
 
-@facade(legacy.list_sessions, shape=Shape.PAGE, calls=calls.session_pages)
+@facade(legacy.list_sessions, reads=("user_sessions",), shape=Shape.PAGE, calls=calls.session_pages)
 def list_sessions(
     db: Session,
     *,

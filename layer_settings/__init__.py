@@ -92,6 +92,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("COMPAT_DRAIN_TIMEOUT_MS", "5000", serving=False),
     Variable("COMPAT_REDACT", "1", serving=False),
     Variable("COMPAT_ALLOW_DATA_LOSS", "0", serving=False),
+    Variable("COMPAT_CACHE_BACKEND", "memory", serving=False),
     Variable("PROMETHEUS_MULTIPROC_DIR", None, serving=False),
     Variable("PATH", None, serving=False, inherited=True),
 )
@@ -150,6 +151,8 @@ class Settings:
     """How long exit and compat.shutdown() wait for queued observations to be stored."""
     redact: bool = True
     allow_data_loss: bool = False
+    cache_backend: str = "memory"
+    """Where cached reads live: ``memory`` (each process), ``off``, or a ``redis://`` URL."""
     search_path: str = "/usr/bin:/bin"
     metrics_dir: str | None = None
     """PROMETHEUS_MULTIPROC_DIR: where prometheus-client's multiprocess mode keeps its files.
@@ -317,6 +320,26 @@ def _metrics_dir(environ: Mapping[str, str], problems: list[str]) -> str | None:
     return text
 
 
+_CACHE_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+
+
+def _cache_backend(environ: Mapping[str, str], problems: list[str]) -> str:
+    text = environ.get("COMPAT_CACHE_BACKEND")
+    if text is None or not text.strip():
+        return "memory"
+    value = text.strip()
+    if value.lower() in ("memory", "off"):
+        return value.lower()
+    if value.lower().startswith(_CACHE_SCHEMES) and len(value) > len("unix://"):
+        return value
+    # Never the value itself: a Redis URL may carry a password.
+    problems.append(
+        "COMPAT_CACHE_BACKEND is not allowed (memory, off, or redis://host:port/db); "
+        "using off (no read is cached)"
+    )
+    return "off"
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from ``environ`` (the process's environment when None)."""
     env = os.environ if environ is None else environ
@@ -337,6 +360,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         drain_timeout_ms=_drain_timeout(env, problems),
         redact=_redact(env, problems),
         allow_data_loss=_flag(env, "COMPAT_ALLOW_DATA_LOSS", problems, default=False),
+        cache_backend=_cache_backend(env, problems),
         search_path=env.get("PATH") or "/usr/bin:/bin",
         metrics_dir=_metrics_dir(env, problems),
         configured=any(env.get(name) for name in DATABASE_VARIABLES),

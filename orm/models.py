@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -27,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CompatCacheAudit",
+    "CompatCacheSetting",
     "CompatFlag",
     "CompatFlagAudit",
     "CompatObservation",
@@ -243,4 +246,38 @@ class CompatServedRollup(Base):
     __table_args__ = (
         CheckConstraint("side IN ('legacy', 'orm')", name="side"),
         CheckConstraint("calls >= errors + faults AND errors >= 0 AND faults >= 0", name="counts"),
+    )
+
+
+class CompatCacheSetting(Base):
+    """A read function that is cached, and for how long; set through `compat cache set`."""
+
+    __tablename__ = "compat_cache_settings"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    ttl_seconds: Mapped[float] = mapped_column(Double)
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("ttl_seconds > 0 AND ttl_seconds <= 86400", name="ttl_seconds"),
+    )
+
+
+class CompatCacheAudit(Base):
+    """One cache setting change (a TTL of None: off). Append-only (a trigger says so)."""
+
+    __tablename__ = "compat_cache_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    old_ttl_seconds: Mapped[float | None] = mapped_column(Double)
+    new_ttl_seconds: Mapped[float | None] = mapped_column(Double)
+    changed_by: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+
+    __table_args__ = (
+        CheckConstraint("btrim(reason) <> ''", name="reason"),
+        Index("idx_compat_cache_audit_key_changed_at", "key", "changed_at"),
     )

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import compat  # noqa: F401  (declares every facade function)
 import layer_settings
+from compat.cli.cache import cache_history, cache_list, cache_off, cache_set
 from compat.cli.dashboard import serve_dashboard
 from compat.cli.flags import (
     flags_history,
@@ -279,6 +280,49 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"legacy's error rate over these days (default {guarding.DEFAULT_BASELINE_DAYS:g})",
     )
     watching.set_defaults(run=guard)
+
+    caching = commands.add_parser(
+        "cache",
+        help="list, set and audit the per-function read cache",
+        description=(
+            "Cache the results of one read function for up to --ttl seconds, in every process "
+            "(off by default; docs/caching.md). Every change is one transaction with an audit "
+            "row, pushed to every process. Exit status: 0 done, 1 a database error, 2 a "
+            "refused change (an unknown key, a write, a TTL out of range, no reason)."
+        ),
+    )
+    cache_commands = caching.add_subparsers(
+        dest="cache_command", metavar="SUBCOMMAND", required=True
+    )
+    cache_listing = cache_commands.add_parser(
+        "list", help="every read function that can be cached, and its TTL"
+    )
+    cache_listing.set_defaults(run=cache_list, bounded=True)
+    cache_setting = cache_commands.add_parser("set", help="cache a read function (audited)")
+    cache_setting.add_argument("key", help="a read function, e.g. user_sessions.get_session")
+    cache_setting.add_argument(
+        "--ttl",
+        type=float,
+        required=True,
+        metavar="SECONDS",
+        help="how long a result may be served (more than 0, at most 86400)",
+    )
+    cache_setting.add_argument(
+        "--reason",
+        required=True,
+        help=f"why (required; goes to the audit; at most {MAX_REASON_LENGTH} characters)",
+    )
+    cache_setting.add_argument("--by", help="who (default: the OS user)")
+    cache_setting.set_defaults(run=cache_set, bounded=True)
+    cache_stopping = cache_commands.add_parser("off", help="stop caching a function (audited)")
+    cache_stopping.add_argument("key", help="a read function")
+    cache_stopping.add_argument("--reason", required=True, help="why (required; goes to the audit)")
+    cache_stopping.add_argument("--by", help="who (default: the OS user)")
+    cache_stopping.set_defaults(run=cache_off, bounded=True)
+    cache_changes = cache_commands.add_parser("history", help="the audited changes, newest first")
+    cache_changes.add_argument("key", nargs="?", help="only this key")
+    cache_changes.add_argument("--limit", type=_positive, default=50)
+    cache_changes.set_defaults(run=cache_history, bounded=True)
 
     state = commands.add_parser("status", help="modes and recent mismatches per function")
     state.add_argument("--window", type=_minutes, default=60.0, help="minutes to look back (60)")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import layer_settings
 from compat.errors import FlagError, InvalidFlagValue
-from compat.flags.listener import CHANNEL, FlagListener
+from compat.flags.listener import CHANNEL, FlagSubscriber
 from compat.flags.modes import (
     MODES,
     Entries,
@@ -33,6 +33,7 @@ from compat.flags.modes import (
 )
 from compat.flags.sources import FlagSource, parse_env_flags, parse_file_flags
 from compat.flags.sources import read_table as read_table_of
+from compat.listening import Listener
 from orm.database import get_engine
 
 __all__ = [
@@ -77,6 +78,7 @@ class FlagStore:
         read_table: Callable[[], Entries] | None = None,
         clock: Callable[[], float] = time.monotonic,
         listen: bool = False,
+        listener: Listener | None = None,
         settings: layer_settings.Settings | None = None,
         sources: Sequence[FlagSource] | None = None,
     ) -> None:
@@ -109,7 +111,14 @@ class FlagStore:
         self._expires_at = float("-inf")
         self._states: dict[str, FlagState] = {}
         self.problems: tuple[str, ...] = ()
-        self.listener = FlagListener(engine, self.refresh) if listen else None
+        # ``listener``: the process's, shared with the read cache (its runtime owns
+        # it); ``listen`` without one: a listener of this store's own.
+        self._owns_listener = listen and listener is None
+        if self._owns_listener:
+            listener = Listener(engine)
+        if listener is not None:
+            listener.subscribe(CHANNEL, FlagSubscriber(self.refresh))
+        self.listener = listener
         """Pushes flips (compat.flags.listener); started by the first facade call."""
         self._source_problems: tuple[str, ...] = ()
         self.sources: tuple[FlagSource, ...] = (
@@ -190,8 +199,8 @@ class FlagStore:
         self._first_read.set()  # after the rebuild: a waiting caller finds the table's modes
 
     def close(self) -> None:
-        """Stop pushing flips to this store (its listener's thread and connection)."""
-        if self.listener is not None:
+        """Stop pushing flips to this store (its own listener's thread and connection)."""
+        if self.listener is not None and self._owns_listener:
             self.listener.stop()
 
     def _refresh_soon(self) -> None:
@@ -242,7 +251,7 @@ class FlagStore:
         self._thread = None
         if not self._first_read.is_set():
             self._first_read = threading.Event()
-        if self.listener is not None:
+        if self.listener is not None and self._owns_listener:
             self.listener.after_fork()
         # Expired now, so the first call starts a read; a copy that was already
         # older than two TTLs stays so, and that call reads before it serves.

@@ -174,6 +174,12 @@ class FacadeFunction:
     routed: Callable[..., Any]
     """The facade function itself (what application code calls)."""
     touches: tuple[TouchedRows, ...] = ()
+    reads: tuple[str, ...] = ()
+    """The tables a read's result comes from: a change to any of them invalidates its cached
+    results (compat.cache). A read that names none cannot be cached."""
+    row: TouchedRows | None = None
+    """A point read of one row by its key: its cached results are dropped by a change to that
+    row (or a bulk change of the table), not by a change to any other row."""
     volatile: frozenset[str] = frozenset()
     """Result and row fields that legitimately differ between two runs (a sequence id)."""
     calls: Calls | None = None
@@ -203,6 +209,8 @@ class FacadeFunction:
         *,
         shape: Shape,
         touches: tuple[TouchedRows, ...] = (),
+        reads: tuple[str, ...] = (),
+        row: TouchedRows | None = None,
         volatile: frozenset[str] = frozenset(),
         calls: Calls | None = None,
         arguments: Mapping[str, Validator] | None = None,
@@ -225,6 +233,18 @@ class FacadeFunction:
         for rows in touches:
             if rows.argument is not None and rows.argument not in parameters:
                 raise TypeError(f"{key}: touched rows name unknown argument {rows.argument!r}")
+        if reads and shape.kind is not Kind.READ:
+            raise TypeError(f"{key}: only a read declares reads=; a write declares touches=")
+        unknown = [table for table in reads if table not in Base.metadata.tables]
+        if unknown:
+            raise TypeError(f"{key}: reads= names tables that are not mapped: {unknown}")
+        if row is not None and (
+            reads != (row.table,) or row.column is None or row.argument not in parameters
+        ):
+            raise TypeError(
+                f"{key}: row= names one row of the one table it reads, by an argument: "
+                f"reads={reads!r}, row={row!r}"
+            )
         tables = tuple(dict.fromkeys(rows.table for rows in touches))
         return cls(
             key=key,
@@ -233,6 +253,8 @@ class FacadeFunction:
             orm=orm,
             routed=routed,
             touches=touches,
+            reads=reads,
+            row=row,
             volatile=volatile,
             calls=calls,
             validators=rules_for(legacy, tables, arguments or {}),

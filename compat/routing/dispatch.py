@@ -19,6 +19,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
+from compat.cache.region import Change
 from compat.errors import MismatchError
 from compat.flags.modes import Mode
 from compat.routing.arguments import Validator
@@ -61,6 +62,8 @@ _STAGE_BEFORE: Final = {
 }
 """What a call outside a ramp gets: the stage before the ramped mode."""
 _BUCKETS: Final = 10_000
+# Bulk maintenance may delete too (delete_abandoned_sessions); an ON DELETE CASCADE follows.
+_MAY_DELETE: Final = frozenset({Shape.ROW_DELETE, Shape.BULK_WRITE})
 
 
 def facade(
@@ -68,6 +71,8 @@ def facade(
     *,
     shape: Shape,
     touches: tuple[TouchedRows, ...] = (),
+    reads: tuple[str, ...] = (),
+    row: TouchedRows | None = None,
     calls: Calls | None = None,
     volatile: frozenset[str] = frozenset(),
     arguments: Mapping[str, Validator] | None = None,
@@ -80,8 +85,11 @@ def facade(
     function has the legacy signature and is routed by the flag of
     ``<module>.<function>``. ``shape`` says what the call does to the tables
     (and so its kind), ``touches`` which rows a write leaves to compare,
-    ``calls`` how `compat verify` and the bench call it, ``arguments``
-    overrides a rule derived from the legacy signature.
+    ``reads`` which tables a read's result comes from (what may invalidate it
+    when it is cached), ``row`` for a point read the row it reads (so that only
+    a change to that row drops its cached results), ``calls`` how `compat
+    verify` and the bench call it, ``arguments`` overrides a rule derived
+    from the legacy signature.
     """
 
     def declare(orm: Callable[Concatenate[Session, P], R]) -> Callable[P, R]:
@@ -99,6 +107,8 @@ def facade(
             routed,
             shape=shape,
             touches=touches,
+            reads=reads,
+            row=row,
             volatile=volatile,
             calls=calls,
             arguments=arguments,
@@ -113,11 +123,69 @@ def facade(
 
 
 def call(spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """One facade call: validate, resolve the mode, serve (and compare when the mode says)."""
+    """One facade call: validate, consult the cache, resolve the mode, serve (and compare)."""
     # Bad input is refused before anything else, the database included.
     if kwargs or not positional_check(spec)(args):
         spec.validate(args, kwargs)
     runtime = get_runtime()
+    cache = runtime.cache
+    if not cache.enabled:
+        return _routed(spec, runtime, args, kwargs)
+    if spec.kind is Kind.READ:
+        ttl = cache.ttl_of(spec.key)
+        if ttl is None:
+            return _routed(spec, runtime, args, kwargs)
+        unit = current_unit()
+        if unit is not None and not unit.reads_cache:
+            cache.stats.bypassed += 1
+            return _routed(spec, runtime, args, kwargs)
+        named = spec.arguments(args, kwargs)
+        row = spec.row
+        return cache.read(
+            spec.key,
+            spec.reads,
+            named,
+            ttl,
+            lambda: _routed(spec, runtime, args, kwargs),
+            # Inside a unit nothing is stored: it may yet write, or hold what others did not commit.
+            store=unit is None,
+            row=None
+            if row is None
+            else Change(row.table, row.column, named.get(row.argument or "")),
+        )
+    changes = _changes(spec, args, kwargs)
+    unit = current_unit()
+    if unit is not None:
+        # Marked first: a read later in the unit must not be served from the cache even when
+        # this write failed half-way (it may have changed rows before failing). The unit
+        # tells the cache when it ends.
+        unit.wrote(changes)
+        return _routed(spec, runtime, args, kwargs)
+    try:
+        return _routed(spec, runtime, args, kwargs)
+    finally:
+        # Committed (or rolled back) by now: this process drops what it may have changed.
+        cache.written(changes)
+
+
+def _changes(
+    spec: FacadeFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[Change]:
+    """What a write may change, as its declared touched rows name it (no column: the table)."""
+    named = spec.arguments(args, kwargs)
+    deletes = spec.shape in _MAY_DELETE
+    return [
+        Change(
+            rows.table, rows.column, named.get(rows.argument) if rows.argument else None, deletes
+        )
+        for rows in spec.touches
+    ]
+
+
+def _routed(
+    spec: FacadeFunction, runtime: Runtime, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Any:
+    """Resolve the mode and serve: one side, or the compared call."""
     state = runtime.flags.resolve(spec.key)
     mode = state.mode
     if state.percent < 100.0 and not _in_ramp(spec, state.percent, args, kwargs):

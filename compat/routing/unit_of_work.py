@@ -14,6 +14,7 @@ import psycopg2.extensions
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from compat.cache.region import Change
 from compat.errors import UnitOfWorkAborted
 from compat.runtime import get_runtime
 from layer_settings import MAX_STATEMENT_TIMEOUT_MS
@@ -62,18 +63,45 @@ class UnitOfWork:
     enclosing (possibly nested) unit rolls back.
     """
 
-    __slots__ = ("_failure", "_opening", "_opening_raw", "connection", "was_lost")
+    __slots__ = (
+        "_failure",
+        "_opening",
+        "_opening_raw",
+        "connection",
+        "snapshot",
+        "was_lost",
+        "written",
+    )
 
-    def __init__(self, connection: sa.Connection, opening: str | None = None) -> None:
+    def __init__(
+        self, connection: sa.Connection, opening: str | None = None, *, snapshot: bool = False
+    ) -> None:
         _hook(connection.engine)
         self.connection = connection
         self._failure: str | None = None
         self._opening = opening
         """SQL the transaction must start with (its isolation level), not sent yet."""
+        self.snapshot = snapshot
+        """Opened as one snapshot (REPEATABLE READ or SERIALIZABLE): a cached value may be
+        newer than what it sees, so it never reads the cache."""
+        self.written: set[Change] | None = None
+        """What facade writes in this unit may have changed: dropped from this process's cache
+        when the unit ends, and until then reads in the unit bypass the cache."""
         self._opening_raw = False
         """Send the opening on the psycopg2 cursor (a ``snapshot_unit``'s own BEGIN)."""
         self.was_lost = False
         """Whether the unit ended because its connection was lost (a unit of its own only)."""
+
+    @property
+    def reads_cache(self) -> bool:
+        """Whether a cached read in this unit may be served a cached value (read-your-writes)."""
+        return not self.snapshot and not self.written
+
+    def wrote(self, changes: list[Change]) -> None:
+        """A facade write in this unit may change these rows (marked before it runs)."""
+        if self.written is None:
+            self.written = set()
+        self.written.update(changes)
 
     @property
     def lost(self) -> bool:
@@ -321,6 +349,7 @@ def transaction(isolation_level: str | None = None) -> Iterator[UnitOfWork]:
 _ISOLATION_LEVELS = frozenset(
     {"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
 )
+_SNAPSHOTS = frozenset({"REPEATABLE READ", "SERIALIZABLE"})
 
 
 @contextmanager
@@ -341,6 +370,7 @@ def _unit(
             yield unit
         return
     opening = None
+    snapshot = False
     if isolation_level is not None:
         if isolation_level.upper() not in _ISOLATION_LEVELS:
             raise ValueError(
@@ -348,6 +378,7 @@ def _unit(
                 f"use one of {', '.join(sorted(_ISOLATION_LEVELS))}"
             )
         opening = f"SET TRANSACTION ISOLATION LEVEL {isolation_level.upper()}"
+        snapshot = isolation_level.upper() in _SNAPSHOTS
     # Plain try/finally rather than an ExitStack: this runs on every standalone call.
     with as_psycopg2():
         # The pool's connect (and its liveness check) raise SQLAlchemy's class; a
@@ -362,7 +393,7 @@ def _unit(
         try:
             with as_psycopg2():
                 outer = connection.begin()
-            unit = UnitOfWork(connection, opening)
+            unit = UnitOfWork(connection, opening, snapshot=snapshot)
             token = _current.set(unit)
             try:
                 with lend_connection(raw) if lend else nullcontext():
@@ -382,6 +413,10 @@ def _unit(
                         outer.commit()
             finally:
                 _current.reset(token)
+                if unit.written:
+                    # After the commit (or the rollback): this process's cached reads of what
+                    # the unit wrote are never served again. Other processes hear the trigger.
+                    get_runtime().cache.written(unit.written)
         finally:
             if autocommit:
                 _restore_autocommit(raw, before)

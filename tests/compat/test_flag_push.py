@@ -105,7 +105,7 @@ class TestAFlip:
             with observer.cursor() as cur:
                 cur.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND application_name = 'compat flags listener'"
+                    "current_database() AND application_name = 'compat listener'"
                 )
                 assert [row[0] for row in cur.fetchall()] == [True]
             deadline = time.monotonic() + 30
@@ -113,7 +113,7 @@ class TestAFlip:
                 with observer.cursor() as cur:
                     cur.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                        "current_database() AND application_name = 'compat flags listener'"
+                        "current_database() AND application_name = 'compat listener'"
                     )
                     row = cur.fetchone()
                 if row is not None and row[0] == 1:

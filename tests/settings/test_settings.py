@@ -47,6 +47,7 @@ class TestTheConfigurationPage:
         assert settings.kill_switch is (defaults["COMPAT_KILL_SWITCH"] == "1")
         assert settings.redact is (defaults["COMPAT_REDACT"] == "1")
         assert settings.allow_data_loss is (defaults["COMPAT_ALLOW_DATA_LOSS"] == "1")
+        assert settings.cache_backend == defaults["COMPAT_CACHE_BACKEND"]
         assert dict(settings.database.parameters) == {
             "host": defaults["POSTGRES_HOST"],
             "port": defaults["POSTGRES_PORT"],
@@ -119,6 +120,26 @@ class TestAKnob:
         assert getattr(settings, attribute) == used
         [problem] = settings.problems
         assert problem.startswith(f"{name}={value!r} is not allowed (")
+
+    def test_a_bad_cache_backend_turns_the_cache_off_and_never_shows_its_value(self) -> None:
+        """A Redis URL may carry a password: the message names the variable, not the value."""
+        settings = load({"COMPAT_CACHE_BACKEND": "memcached://:secret@cache:11211"})
+        assert settings.cache_backend == "off"
+        [problem] = settings.problems
+        assert problem.startswith("COMPAT_CACHE_BACKEND is not allowed (")
+        assert "secret" not in problem
+
+    @pytest.mark.parametrize(
+        ("value", "used"),
+        [
+            ("", "memory"),
+            ("OFF", "off"),
+            ("redis://:pw@127.0.0.1:6379/0", "redis://:pw@127.0.0.1:6379/0"),
+        ],
+    )
+    def test_a_cache_backend_is_memory_off_or_a_redis_url(self, value: str, used: str) -> None:
+        settings = load({"COMPAT_CACHE_BACKEND": value})
+        assert (settings.cache_backend, settings.problems) == (used, ())
 
     def test_that_is_bad_is_logged_once_however_often_the_settings_are_read(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
