@@ -52,12 +52,30 @@ def database_dsn() -> str:
 
 
 def _connect() -> psycopg2.extensions.connection:
-    params = psycopg2.extensions.parse_dsn(database_dsn())
-    # Naive TIMESTAMP columns meet CURRENT_TIMESTAMP in the session's zone:
-    # pin it, so that "now" means UTC on every connection.
-    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
-    conn: psycopg2.extensions.connection = psycopg2.connect(**params)
+    conn: psycopg2.extensions.connection = psycopg2.connect(database_dsn())
+    try:
+        _pin_time_zone(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _pin_time_zone(conn: psycopg2.extensions.connection) -> None:
+    # Naive TIMESTAMP columns meet CURRENT_TIMESTAMP in the session's zone:
+    # pin it, so that "now" means UTC on every connection. A SET, not the
+    # startup parameter options=-c TimeZone=UTC: PgBouncer refuses that one
+    # (or drops it silently with ignore_startup_parameters), while TimeZone
+    # set by a statement is a parameter it tracks per client and puts back on
+    # whichever server connection serves each transaction (docs/pooler.md).
+    # One round trip per new connection, in autocommit: no transaction is left open.
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 class _LentConnection:
