@@ -52,7 +52,13 @@ def database_dsn() -> str:
 
 
 def _connect() -> psycopg2.extensions.connection:
-    conn: psycopg2.extensions.connection = psycopg2.connect(database_dsn())
+    settings = layer_settings.current()
+    dsn = settings.database.dsn()
+    # A bound unless the URL gives one: libpq waits for ever by default.
+    bound: dict[str, Any] = {}
+    if "connect_timeout" not in psycopg2.extensions.parse_dsn(dsn):
+        bound["connect_timeout"] = settings.connect_timeout_s
+    conn: psycopg2.extensions.connection = psycopg2.connect(dsn, **bound)
     try:
         _pin_time_zone(conn)
     except BaseException:

@@ -448,6 +448,7 @@ def _bounded() -> Iterator[None]:
     settings = layer_settings.current()
     engine = create_engine(
         database_url(settings.database),
+        connect_timeout_s=settings.connect_timeout_s,
         connect_args={
             "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} "
             f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
