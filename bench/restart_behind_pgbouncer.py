@@ -1,6 +1,6 @@
 """Bench: a server restart behind PgBouncer, its defaults against docs/pooler.md's settings.
 
-python -m bench.restart_behind_pgbouncer; needs pgbouncer and PostgreSQL 15's binaries
+python -m bench.restart_behind_pgbouncer; needs pgbouncer and PostgreSQL's server binaries
 (a cluster of its own on a free port; as root they run as the postgres account).
 """
 
