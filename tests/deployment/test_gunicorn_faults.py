@@ -9,8 +9,9 @@ every backend terminated, the server stopped for a few seconds. The flag
 listener is on directly and off through PgBouncer (COMPAT_FLAGS_LISTEN=0:
 LISTEN cannot work through transaction pooling; the TTL poll carries the
 flips). Afterwards: only requests in flight during a fault (or before the app
-recovered from it) failed, each with the app's 503; no request blocked a
-worker for LONGEST_SECONDS; every acknowledged write is in the database
+recovered from it) failed, each with the app's 503; no request held its
+worker for LONGEST_SECONDS (gunicorn's access log); a request started after
+each fault succeeded within RECOVERY_SECONDS; every acknowledged write is in the database
 exactly once and no refused one is; no comparison mismatched (a side that
 lost its connection is a fault, not a mismatch); no worker was restarted;
 the flags are as flipped; no connection is left once gunicorn stopped. The
@@ -21,6 +22,7 @@ docs/deployment.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import re
@@ -50,11 +52,15 @@ WORKERS = 2
 CLIENTS = 4
 REQUESTS_PER_CLIENT = 5000  # an upper bound; the phases end the load first
 GRACE_SECONDS = 3.0  # after a fault ends, the app may still answer 503 this long
-# No request blocks a worker longer. Through PgBouncer a call queued during an
-# outage waits up to its query_wait_timeout (5 s), and a read the connection
-# loss cut short is retried once (compat.routing.unit_of_work): twice that, and
-# a margin for a loaded machine. Directly, a request fails within milliseconds.
+# No request holds its worker longer (gunicorn's access log, %(D)s). Through
+# PgBouncer a call queued during an outage waits up to its query_wait_timeout
+# (5 s), and a read the connection loss cut short is retried once
+# (compat.routing.unit_of_work): twice that, and a margin for a loaded machine.
+# Directly, a request fails within milliseconds.
 LONGEST_SECONDS = 12.0
+# A request started after a fault's end succeeds within this (else the run fails).
+RECOVERY_SECONDS = 15.0
+SERVED = "served"  # the access log's lines: served <microseconds> <status>
 STOP_SECONDS = 3.0
 FLIPPED = "user_sessions."
 FLIPS = ("shadow", "live")
@@ -172,6 +178,13 @@ def _poll(condition: Callable[[], bool], deadline_seconds: float, what: str) -> 
         time.sleep(0.1)
 
 
+def _recovered(load: Load, fault: str) -> bool:
+    """Whether a request that started after ``fault`` ended has succeeded."""
+    end = load.windows[fault][1]
+    with load.lock:
+        return any(r.start >= end and r.status in (200, 201) for r in load.requests)
+
+
 def _figures(load: Load, fault: str) -> str:
     start, end = load.windows[fault]
     inside = [r for r in load.requests if r.end >= start and r.start <= end + GRACE_SECONDS]
@@ -183,7 +196,7 @@ def _figures(load: Load, fault: str) -> str:
     return (
         f"{fault}: {len(inside)} requests around it, {len(failed)} failed, failure window "
         f"{window:.2f} s, fault {end - start:.2f} s, recovery {recovery:.2f} s, "
-        f"longest request {longest:.2f} s"
+        f"longest request (client's view) {longest:.2f} s"
     )
 
 
@@ -199,7 +212,14 @@ def test_the_app_loses_no_acknowledged_write_through_every_fault(
     # Behind a transaction-pooling PgBouncer LISTEN cannot work: the TTL poll
     # carries the flips there (docs/pooler.md); directly, the listener pushes them.
     listen = "1" if path == "direct" else "0"
-    env = server_environment(served_url, COMPAT_FLAGS_TTL="0.2", COMPAT_FLAGS_LISTEN=listen)
+    env = server_environment(
+        served_url,
+        COMPAT_FLAGS_TTL="0.2",
+        COMPAT_FLAGS_LISTEN=listen,
+        # How long each worker took over each request, as the worker saw it
+        # (a client's own time includes waiting for a free worker).
+        GUNICORN_CMD_ARGS=f"--access-logfile - --access-logformat '{SERVED} %(D)s %(s)s'",
+    )
     with running_gunicorn(
         served_url, tmp_path / "gunicorn.log", workers=WORKERS, preload=True, env=env
     ) as server:
@@ -219,6 +239,8 @@ def test_the_app_loses_no_acknowledged_write_through_every_fault(
                 _fault(cluster, fault)()
                 load.windows[fault] = (start, time.monotonic())
                 stop.wait(GRACE_SECONDS + 1.0)
+                recovered = functools.partial(_recovered, load, fault)
+                _poll(recovered, RECOVERY_SECONDS, f"nothing succeeded after {fault}")
         finally:
             stop.set()
             for client in clients:
@@ -227,7 +249,11 @@ def test_the_app_loses_no_acknowledged_write_through_every_fault(
         assert server.stop() == 0, server.output()
         log = server.output()
     figures = [_figures(load, fault) for fault in FAULTS]
-    print(f"\n{path}: {len(load.requests)} requests; " + "; ".join(figures))
+    served = [int(us) / 1e6 for us in re.findall(rf"^{SERVED} (\d+) \d+$", log, re.MULTILINE)]
+    print(
+        f"\n{path}: {len(load.requests)} requests, a worker held by one at most "
+        f"{max(served, default=0):.2f} s; " + "; ".join(figures)
+    )
 
     settled = [(s, e + GRACE_SECONDS) for s, e in load.windows.values()]
     stray = [
@@ -256,8 +282,8 @@ def test_the_app_loses_no_acknowledged_write_through_every_fault(
         mismatched = cur.fetchall()
     assert mismatched == [], f"comparisons mismatched: {mismatched[:3]}"
     assert booted == WORKERS, f"a worker was restarted ({booted} boots)"
-    blocked = [r for r in load.requests if r.end - r.start >= LONGEST_SECONDS]
-    assert blocked == [], f"requests blocked a worker {LONGEST_SECONDS} s or more: {blocked[:3]}"
+    assert len(served) >= len(load.requests) - CLIENTS, "the access log misses requests"
+    assert max(served) < LONGEST_SECONDS, f"a request held its worker {max(served):.2f} s"
     assert _flags(cluster) == flags_before, "the flags changed during the faults"
 
     def no_app_connections() -> bool:
