@@ -127,7 +127,9 @@ def build_runtime(
     Redis URL).
     """
     if engine is None and settings is not None:
-        engine = create_engine(database_url(settings.database))
+        engine = create_engine(
+            database_url(settings.database), connect_timeout_s=settings.connect_timeout_s
+        )
     knobs = settings or layer_settings.current()
 
     def engine_of() -> sa.Engine:

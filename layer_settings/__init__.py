@@ -43,6 +43,10 @@ MAX_STATEMENT_TIMEOUT_MS: Final = 2_147_483_647
 """PostgreSQL's largest statement_timeout (an int4 of milliseconds)."""
 MAX_DRAIN_TIMEOUT_MS: Final = 600_000
 """Ten minutes: an exit that waits longer than that is a hang, not a drain."""
+CONNECT_TIMEOUT_S: Final = 5
+"""connect_timeout when neither the URL nor PGCONNECT_TIMEOUT gives one (libpq: for ever)."""
+MAX_CONNECT_TIMEOUT_S: Final = 3600
+"""An hour: a connect that may wait longer is a hung worker."""
 
 
 class SettingsError(ValueError):
@@ -82,6 +86,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("POSTGRES_DB", "postgres", serving=True),
     Variable("POSTGRES_USER", "postgres", serving=True),
     Variable("POSTGRES_PASSWORD", None, serving=True),
+    Variable("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S), serving=False),
     Variable("COMPAT_FLAGS", None, serving=False),
     Variable("COMPAT_FLAGS_FILE", None, serving=False),
     Variable("COMPAT_FLAGS_TTL", "5", serving=False),
@@ -138,6 +143,11 @@ class Settings:
     """The parsed settings. ``database`` raises SettingsError when they are bad."""
 
     database_or_error: DatabaseSettings | str
+    connect_timeout_s: int = CONNECT_TIMEOUT_S
+    """PGCONNECT_TIMEOUT: seconds both sides wait to connect when the URL gives no connect_timeout.
+
+    libpq waits for ever on a server that does not answer; a worker must not
+    (docs/deployment.md). 0 waits for ever, as in libpq."""
     flags_text: str | None = None
     flags_file: str | None = None
     flags_ttl_seconds: float = 5.0
@@ -307,6 +317,20 @@ def _drain_timeout(environ: Mapping[str, str], problems: list[str]) -> int:
     return 5000
 
 
+def _connect_timeout(environ: Mapping[str, str], problems: list[str]) -> int:
+    text = environ.get("PGCONNECT_TIMEOUT")
+    if text is None or not text.strip():
+        return CONNECT_TIMEOUT_S
+    stripped = text.strip()
+    if stripped.isdigit() and int(stripped) <= MAX_CONNECT_TIMEOUT_S:
+        return int(stripped)
+    problems.append(
+        f"PGCONNECT_TIMEOUT={text!r} is not allowed (whole seconds, 0..{MAX_CONNECT_TIMEOUT_S}; "
+        f"0: wait for ever); using {CONNECT_TIMEOUT_S}"
+    )
+    return CONNECT_TIMEOUT_S
+
+
 def _metrics_dir(environ: Mapping[str, str], problems: list[str]) -> str | None:
     # prometheus-client reads the variable itself, at import; the layer reads it
     # to add up every process's files when it is scraped.
@@ -348,6 +372,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     flags_file = env.get("COMPAT_FLAGS_FILE") or None
     return Settings(
         database_or_error=_database(env),
+        connect_timeout_s=_connect_timeout(env, problems),
         flags_text=flags_text,
         flags_file=flags_file,
         flags_ttl_seconds=_ttl(env, problems),

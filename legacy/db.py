@@ -52,12 +52,36 @@ def database_dsn() -> str:
 
 
 def _connect() -> psycopg2.extensions.connection:
-    params = psycopg2.extensions.parse_dsn(database_dsn())
-    # Naive TIMESTAMP columns meet CURRENT_TIMESTAMP in the session's zone:
-    # pin it, so that "now" means UTC on every connection.
-    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
-    conn: psycopg2.extensions.connection = psycopg2.connect(**params)
+    settings = layer_settings.current()
+    dsn = settings.database.dsn()
+    # A bound unless the URL gives one: libpq waits for ever by default.
+    bound: dict[str, Any] = {}
+    if "connect_timeout" not in psycopg2.extensions.parse_dsn(dsn):
+        bound["connect_timeout"] = settings.connect_timeout_s
+    conn: psycopg2.extensions.connection = psycopg2.connect(dsn, **bound)
+    try:
+        _pin_time_zone(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _pin_time_zone(conn: psycopg2.extensions.connection) -> None:
+    # Naive TIMESTAMP columns meet CURRENT_TIMESTAMP in the session's zone:
+    # pin it, so that "now" means UTC on every connection. A SET, not the
+    # startup parameter options=-c TimeZone=UTC: PgBouncer refuses that one
+    # (or drops it silently with ignore_startup_parameters), while TimeZone
+    # set by a statement is a parameter it tracks per client and puts back on
+    # whichever server connection serves each transaction (docs/pooler.md).
+    # One round trip per new connection, in autocommit: no transaction is left open.
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 class _LentConnection:

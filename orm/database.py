@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,28 +53,88 @@ def database_url(database: DatabaseSettings | None = None) -> sa.URL:
     )
 
 
-def create_engine(url: sa.URL | str, *, trust_ms: int = TRUST_MS, **kwargs: Any) -> sa.Engine:
+POOL_TIMEOUT_S: Final = 5.0
+"""Seconds a call waits for a pooled connection, then sqlalchemy.exc.TimeoutError (SA: 30)."""
+_TIME_ZONE: Final = "UTC"
+
+
+def create_engine(
+    url: sa.URL | str,
+    *,
+    trust_ms: int = TRUST_MS,
+    connect_timeout_s: int | None = None,
+    **kwargs: Any,
+) -> sa.Engine:
     """An engine as the layer needs it: psycopg2, session time zone UTC, a cheap liveness check.
 
     A pooled connection used in the last ``trust_ms`` milliseconds is handed
     out without a ping, an older one is pinged first (``orm.liveness``): a
     point read costs one round trip, not two. ``pool_pre_ping=True`` asks for
-    SQLAlchemy's ping on every checkout instead.
+    SQLAlchemy's ping on every checkout instead. Waits are bounded
+    (``_fail_fast``): connecting by ``connect_timeout_s`` (default: the
+    process's PGCONNECT_TIMEOUT setting), unless the URL or ``connect_args``
+    give a connect_timeout. The URL's ``options`` and the caller's
+    ``connect_args`` are passed as given.
     """
     url = sa.make_url(url).set(drivername=DRIVER)
-    existing = url.query.get("options") or ()
-    given = [existing] if isinstance(existing, str) else list(existing)
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    # Server options from the URL, then the caller's (the CLI's timeouts), then ours.
-    if connect_args.get("options"):
-        given.append(connect_args["options"])
-    options = " ".join([*given, "-c TimeZone=UTC"])
-    url = url.difference_update_query(["options"])
-    connect_args["options"] = options
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    if connect_timeout_s is None:
+        connect_timeout_s = layer_settings.current().connect_timeout_s
+    kwargs = _fail_fast(url, kwargs, connect_timeout_s)
+    engine = sa.create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         install_liveness_check(engine, trust_ms)
+    # After the liveness check: a dead connection is replaced before its zone is read.
+    _pin_time_zone(engine)
     return engine
+
+
+def _fail_fast(url: sa.URL, kwargs: dict[str, Any], connect_timeout_s: int) -> dict[str, Any]:
+    """Bound a worker's waits: connecting (libpq waits for ever) and the pool's queue.
+
+    The URL's or the caller's ``connect_timeout`` and the caller's
+    ``pool_timeout`` win; a pool class without a queue takes no pool_timeout.
+    """
+    bounded = dict(kwargs)
+    connect_args = dict(bounded.pop("connect_args", {}))
+    if "connect_timeout" not in url.query:
+        connect_args.setdefault("connect_timeout", connect_timeout_s)
+    bounded["connect_args"] = connect_args
+    poolclass = bounded.get("poolclass")
+    if poolclass is None or issubclass(poolclass, sa.pool.QueuePool):
+        bounded.setdefault("pool_timeout", POOL_TIMEOUT_S)
+    return bounded
+
+
+def _pin_time_zone(engine: sa.Engine) -> None:
+    """Every connection of ``engine`` runs in UTC, direct or behind PgBouncer.
+
+    A SET on each new connection (one round trip), not the startup parameter
+    options=-c TimeZone=UTC, which PgBouncer refuses or drops: TimeZone set
+    by a statement is tracked by PgBouncer per client and put back on every
+    server connection it lends (docs/pooler.md). On checkout the zone libpq
+    last heard from the server (ParameterStatus, no round trip) is checked,
+    so a session-level SET TIME ZONE by application code is undone.
+    """
+
+    def set_utc(dbapi_connection: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET TIME ZONE '{_TIME_ZONE}'")
+        finally:
+            if not dbapi_connection.closed:
+                dbapi_connection.autocommit = autocommit
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        set_utc(dbapi_connection)
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.info.parameter_status("TimeZone") != _TIME_ZONE:
+            set_utc(dbapi_connection)
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "checkout", on_checkout)
 
 
 def get_engine() -> sa.Engine:

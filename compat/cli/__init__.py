@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Final, NoReturn, TextIO, TypeVar
+from typing import Any, Final, NoReturn, TextIO, TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -488,17 +488,30 @@ def _main(argv: Sequence[str] | None, out: TextIO) -> int:
 
 @contextlib.contextmanager
 def _bounded() -> Iterator[None]:
-    """A runtime whose every connection waits at most LOCK_TIMEOUT_MS for a lock."""
+    """A runtime whose every transaction waits at most LOCK_TIMEOUT_MS for a lock."""
     settings = layer_settings.current()
     engine = create_engine(
-        database_url(settings.database),
-        connect_args={
-            "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} "
-            f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        },
+        database_url(settings.database), connect_timeout_s=settings.connect_timeout_s
     )
+    sa.event.listen(engine, "begin", _bound_transaction)
     with use_runtime(build_runtime(settings, engine=engine)):
         yield
+
+
+_BOUNDS: Final = (
+    f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}; "
+    f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"
+)
+
+
+def _bound_transaction(connection: sa.Connection) -> None:
+    # SET LOCAL in each transaction, not the startup parameter options: a
+    # pooler (PgBouncer) refuses that, and a session-level SET would stay on
+    # the pooled server connection for its next client (docs/pooler.md).
+    raw: Any = connection.connection.dbapi_connection
+    if raw is not None and not raw.autocommit:
+        with raw.cursor() as cursor:
+            cursor.execute(_BOUNDS)
 
 
 def _fail(message: str) -> None:

@@ -92,4 +92,11 @@ def register(app: Flask) -> None:
     # The facade raises psycopg2's classes once connected; a database it cannot
     # connect to at all surfaces as SQLAlchemy's OperationalError (the pool's).
     app.register_error_handler(sa.exc.OperationalError, _database_unavailable)
+    # A pooled connection not free within the engine's pool_timeout, and a
+    # connection the server closed under the call (a restart): unavailable too.
+    app.register_error_handler(sa.exc.TimeoutError, _database_unavailable)
+    app.register_error_handler(psycopg2.InterfaceError, _database_unavailable)
+    # Behind PgBouncer a connection the pooler closed may fail SQLAlchemy's own
+    # use of it (outside a facade call) as its InterfaceError: unavailable too.
+    app.register_error_handler(sa.exc.InterfaceError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -54,7 +54,21 @@ class TestTheConfigurationPage:
             "dbname": defaults["POSTGRES_DB"],
             "user": defaults["POSTGRES_USER"],
         }
+        assert settings.connect_timeout_s == int(defaults["PGCONNECT_TIMEOUT"] or "")
         assert settings.problems == ()
+
+
+class TestTheConnectTimeout:
+    """Both sides connect with a bound: libpq on its own waits for ever on a silent server."""
+
+    def test_is_read_from_libpq_s_own_variable(self) -> None:
+        assert load({"PGCONNECT_TIMEOUT": "7"}).connect_timeout_s == 7
+
+    def test_a_bad_value_is_reported_and_the_default_used(self) -> None:
+        settings = load({"PGCONNECT_TIMEOUT": "soon"})
+        assert settings.connect_timeout_s == 5
+        [problem] = settings.problems
+        assert problem.startswith("PGCONNECT_TIMEOUT='soon' is not allowed (")
 
 
 class TestADatabaseSetting:
