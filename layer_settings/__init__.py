@@ -393,7 +393,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-_lock = threading.Lock()
+# Reentrant: gunicorn runs its child_exit hook (compat.metrics.child_exit, which
+# reads the settings) inside its SIGCHLD handler, which may interrupt this very
+# thread while it holds the lock; a plain Lock deadlocks the master there.
+_lock = threading.RLock()
 _cached: tuple[tuple[str | None, ...], Settings] | None = None
 
 

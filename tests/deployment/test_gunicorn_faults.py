@@ -37,7 +37,7 @@ import psycopg2
 import pytest
 from alembic import command
 
-from compat.flags.listener import APPLICATION_NAME as LISTENER_NAME
+from compat.listening import APPLICATION_NAME as LISTENER_NAME
 from compat.routing.declaration import REGISTRY
 from migrations.config import alembic_config
 from tests.deployment.test_restart import TUNED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,31 @@ class TestARuntimeBuiltForOtherSettings:
         store = FlagStore(REGISTRY, settings=mine, read_table=dict)
         assert store.ttl_seconds == 9.0
         assert store.resolve("user_sessions.get_session").mode is Mode.ORM
+
+
+class TestReadingTheSettingsReentrantly:
+    def test_a_signal_handler_that_reads_them_while_they_are_read_does_not_deadlock(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """gunicorn's child_exit hook runs in its SIGCHLD handler, on the thread it interrupted."""
+        import signal
+
+        seen: list[layer_settings.Settings] = []
+        raised: list[bool] = []
+        real_load = layer_settings.load
+
+        def load_interrupted(environ: Mapping[str, str] | None = None) -> layer_settings.Settings:
+            if not raised:
+                raised.append(True)
+                signal.raise_signal(signal.SIGUSR1)  # arrives while current() holds its lock
+            return real_load(environ)
+
+        previous = signal.signal(signal.SIGUSR1, lambda *_: seen.append(layer_settings.current()))
+        monkeypatch.setattr(layer_settings, "load", load_interrupted)
+        monkeypatch.setenv("COMPAT_FLAGS_TTL", "7")  # a new environment: current() parses again
+        try:
+            settings = layer_settings.current()
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+        assert settings.flags_ttl_seconds == 7.0
+        assert [s.flags_ttl_seconds for s in seen] == [7.0]
