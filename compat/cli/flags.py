@@ -94,7 +94,7 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
     # switch may override it in this shell), and checked again when written.
     current = store.table_modes()
     refused: list[str] = []
-    forced: list[str] = []
+    forced: dict[str, str] = {}
     to_verify: list[str] = []
     for key in keys:
         with get_runtime().engine.connect() as connection:  # short: never held across verify
@@ -107,7 +107,10 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
                 window_minutes=args.window,
             )
         if not decision.allowed:
-            (forced if args.force else refused).append(f"{key}: {decision.reason}")
+            if args.force:
+                forced[key] = decision.reason
+            else:
+                refused.append(f"{key}: {decision.reason}")
         elif decision.evidence is not None and not args.force:
             to_verify.append(key)
     for key in to_verify if not refused else ():
@@ -122,14 +125,12 @@ def flags_set(args: argparse.Namespace, out: TextIO) -> int:
             "records it\n"
         )
         return EXIT_FAILED
-    reason = args.reason
-    if forced:
-        reason = f"{reason} [forced past the gate: {'; '.join(forced)}]"
     try:
         changes = store.set_many(
             keys,
             mode.value,
-            reason=reason,
+            reason=args.reason,
+            forced=forced,
             by=args.by,
             sample_rate=args.sample,
             percent=args.percent,

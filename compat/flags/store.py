@@ -17,7 +17,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 import layer_settings
-from compat.errors import FlagError, InvalidFlagValue
+from compat.errors import FlagChangedMeanwhile, FlagError, InvalidFlagValue
 from compat.flags.listener import CHANNEL, FlagSubscriber
 from compat.flags.modes import (
     MODES,
@@ -377,12 +377,16 @@ class FlagStore:
         sample_rate: float | None = None,
         percent: float = 100.0,
         expected: Mapping[str, Mode] | None = None,
+        forced: Mapping[str, str] | None = None,
     ) -> list[FlagChange]:
         """Set every key's flag and write an audit row for each, all in one transaction.
 
         With ``expected`` (key -> the mode the table held when the change was
         decided; legacy for no row), a key whose row holds another mode now
-        raises FlagChangedMeanwhile and nothing is written.
+        raises FlagChangedMeanwhile and nothing is written. ``forced`` (key ->
+        the gate's verdict at that moment) goes into that key's audit row after
+        the reason; it is the layer's own text, so the reason's bound is the
+        caller's alone.
         ``KILL_SWITCH_KEY`` is the one key that is not a facade function: its row
         (mode ``legacy``) sends every function back to legacy (see kill_switch()).
         """
@@ -400,9 +404,12 @@ class FlagStore:
         changes = []
         with self._engine().begin() as connection:
             for key in keys:
-                changes.append(
-                    _write_change(connection, key, new_mode, given_rate, who, reason.strip(), ramp)
-                )
+                if expected is not None and key in expected:
+                    _check_unchanged(connection, key, expected[key])
+                why = reason.strip()
+                if forced and key in forced:
+                    why = f"{why} [forced past the gate: {forced[key]}]"
+                changes.append(_write_change(connection, key, new_mode, given_rate, who, why, ramp))
             _notify(connection)
         self.refresh()
         return changes
@@ -500,6 +507,18 @@ class FlagStore:
 
 KILL_SWITCH_KEY: Final = "*"
 """The compat_flags row that, present, sends every facade function to legacy."""
+
+
+def _check_unchanged(connection: sa.Connection, key: str, expected: Mode) -> None:
+    """Lock ``key``'s row; FlagChangedMeanwhile when it no longer holds ``expected``."""
+    row = connection.execute(
+        sa.text("SELECT mode FROM compat_flags WHERE key = :key FOR UPDATE"), {"key": key}
+    ).first()
+    now = Mode(row.mode) if row is not None else Mode.LEGACY
+    if now is not expected:
+        raise FlagChangedMeanwhile(
+            f"{key} is in {now.value} now, not {expected.value} as when its gate was decided"
+        )
 
 
 def _check_audit_text(key: str, reason: str, by: str | None) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import psycopg2.extensions
 import pytest
 
+from compat.errors import FlagChangedMeanwhile
 from compat.flags.modes import FlagState, Mode
 from compat.routing.declaration import REGISTRY
 from tests.compat.test_cli import Cli, by_key, table
 from tests.compat.test_flags import TTL, Running, flip
+from tests.fixtures.layer import Layer
 
 KEY = "user_sessions.get_session"
 
@@ -120,10 +122,26 @@ class TestAPromotionGate:
         ran = cli("flags", "set", KEY, "live", "--reason", "incident 7", "--force")
         assert ran.code == 0
         assert last_reason(observer) == (
-            f"incident 7 [forced past the gate: {KEY}: 2 of 1000 compared calls in shadow "
+            "incident 7 [forced past the gate: 2 of 1000 compared calls in shadow "
             "(last 1440 minutes), 0 mismatches, 0 candidate errors; run longer or lower "
             "--min-calls]"
         )
+
+    def test_forced_over_a_glob_gives_each_key_its_own_evidence(
+        self, cli: Cli, database: str, observer: psycopg2.extensions.connection
+    ) -> None:
+        ran = cli("flags", "set", "user_sessions.*", "live", "--reason", "drill", "--force")
+        assert ran.code == 0, ran.err
+        with observer.cursor() as cur:
+            cur.execute(
+                "SELECT key, reason FROM compat_flag_audit WHERE new_mode = 'live' ORDER BY key"
+            )
+            rows = cur.fetchall()
+        assert [key for key, _ in rows] == sorted(k for k in REGISTRY if k.startswith("user_"))
+        for key, reason in rows:
+            assert reason == (
+                f"drill [forced past the gate: {key} is in legacy; move it to shadow first]"
+            )
 
     def test_never_stands_in_the_way_of_a_step_back(
         self, cli: Cli, database: str, observer: psycopg2.extensions.connection
@@ -226,3 +244,20 @@ class TestAnIdleProcess:
         flip(observer, KEY, mode)
         running.clock.advance(10 * TTL)  # idle: its copy is far older than the TTL
         assert running.store.resolve(KEY).mode is Mode(mode)
+
+
+class TestAChangeDecidedOnAnOlderMode:
+    def test_writes_nothing_when_a_key_moved_since_its_gate_was_decided(
+        self, committed_layer: Layer, observer: psycopg2.extensions.connection
+    ) -> None:
+        store = committed_layer.runtime.flags
+        other = "user_sessions.count_sessions"
+        decided = store.table_modes()  # both in legacy
+        flip(observer, KEY, "live")  # someone else, meanwhile
+        with pytest.raises(FlagChangedMeanwhile, match=f"{KEY} is in live now, not legacy"):
+            store.set_many([other, KEY], "shadow", reason="glob", expected=decided)
+        with observer.cursor() as cur:
+            cur.execute("SELECT key, mode FROM compat_flags ORDER BY key")
+            assert cur.fetchall() == [(KEY, "live")]
+            cur.execute("SELECT count(*) FROM compat_flag_audit")
+            assert cur.fetchone() == (0,)

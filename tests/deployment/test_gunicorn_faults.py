@@ -131,11 +131,7 @@ def _client(port: int, number: int, run: str, load: Load, stop: threading.Event)
 
 
 def _flip(database_url: str, mode: str) -> None:
-    """Every user_sessions key to ``mode`` with the command line, one key at a time, --force.
-
-    One at a time: forced past the gates, each key's gate text joins the
-    audit's reason, and a glob's would pass the reason's 500 characters.
-    """
+    """Every user_sessions key to ``mode`` with the command line, one key at a time, --force."""
     keys = sorted(key for key in REGISTRY if key.startswith(FLIPPED))
     flip(database_url, keys, mode)
 

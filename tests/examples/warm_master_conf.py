@@ -31,6 +31,9 @@ def when_ready(server: Any) -> None:
     # the flags on a pooled connection: let it finish before marking one.
     listener = get_runtime().flags.listener
     assert listener is None or listener.connected.wait(20)
+    # The call was counted: store the count now, so that the served-call thread
+    # has nothing left to write on a pooled connection after the marking.
+    assert get_runtime().served.flush()
     # In autocommit, so that returning it to the pool sends no ROLLBACK after
     # the marking query: that query stays the backend's last one.
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
