@@ -144,7 +144,11 @@ def build_runtime(
     backend = knobs.cache_backend if cache_backend is None else cache_backend
     # Where LISTEN cannot work (COMPAT_FLAGS_LISTEN=0: a transaction-pooling PgBouncer)
     # nothing would tell the cache of a change: it stays off.
-    cache_listens = backend != "off" and knobs.flags_listen
+    # A test's runtime (its own environ) listens only when it asks for a cache backend:
+    # its engine may be one connection (compat.session_state) that a listener would take.
+    cache_listens = (
+        backend != "off" and knobs.flags_listen and (environ is None or cache_backend is not None)
+    )
     # One connection for every channel (compat.listening), none when nothing listens.
     listener = Listener(engine_of) if push_flags or cache_listens else None
     cache = ReadCache(

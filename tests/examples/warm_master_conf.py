@@ -31,13 +31,21 @@ def when_ready(server: Any) -> None:
     # the flags on a pooled connection: let it finish before marking one.
     listener = get_runtime().flags.listener
     assert listener is None or listener.connected.wait(20)
-    # The call was counted: store the count now, so that the served-call thread
-    # has nothing left to write on a pooled connection after the marking.
-    assert get_runtime().served.flush()
-    # In autocommit, so that returning it to the pool sends no ROLLBACK after
-    # the marking query: that query stays the backend's last one.
-    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        pid = connection.exec_driver_sql(MASTER_QUERY).scalar_one()
+    # The call was counted: store the count now, and stop the master's counting
+    # thread, so that nothing writes on a pooled connection after the marking.
+    assert get_runtime().served.close(5)
+    # Mark every connection the master's pool holds (the first call may have
+    # used more than one: the flag read, the cache's settings), each at once, in
+    # autocommit, so that returning it sends no ROLLBACK after the marking query.
+    engine = get_engine()
+    held = [
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(max(1, engine.pool.checkedin()))  # type: ignore[attr-defined]
+    ]
+    pids = [connection.exec_driver_sql(MASTER_QUERY).scalar_one() for connection in held]
+    for connection in held:
+        connection.close()
+    pid = pids[0]
     logging.getLogger("gunicorn.error").info(
         "master used the data layer before forking; its backend pid is %s", pid
     )
