@@ -56,13 +56,13 @@ class TestUploadStats:
 
 class TestCleanupExpired:
     def test_without_hours_clears_what_legacy_clears(self, layer: Layer, seed: Seed) -> None:
-        # Expired an hour either side of legacy's default of 24 hours.
+        # Expired half an hour either side of legacy's default of 24 hours.
         with unit(layer).dbapi_connection.cursor() as cur:
             cur.execute("SELECT CURRENT_TIMESTAMP::timestamp")
             row = cur.fetchone()
         assert row is not None
         now = row[0]
-        for hours in (23, 25):
+        for hours in (23.5, 24.5):
             expired = now - timedelta(hours=hours)
             seed.session(verification_code="123456", verification_expires_at=expired)
 
