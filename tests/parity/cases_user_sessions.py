@@ -113,6 +113,14 @@ _FIND = "user_sessions.find_sessions_by_email"
 _LIST = "user_sessions.list_sessions"
 _ABANDONED = "user_sessions.delete_abandoned_sessions"
 
+
+def _rename_before_others(db: Seed) -> Call:
+    """Rename U1 while U2 and U3, which sort after it, sit beside it untouched."""
+    db.session(U2)
+    db.session(U3)
+    return call(db.session(U1), {"name": "Ada King"})
+
+
 CASES: list[Case] = [
     # check_uuid_exists
     case(
@@ -303,6 +311,13 @@ CASES: list[Case] = [
                 "completed_at": LATE,
             },
         ),
+        expect=row_of(U1),
+    ),
+    case(
+        _UPDATE,
+        "sessions-after-it-are-left-alone",
+        {T.HAPPY, T.BOUNDARY},
+        _rename_before_others,
         expect=row_of(U1),
     ),
     case(
