@@ -50,9 +50,12 @@ def real_errors(database_url: str) -> Iterator[dict[str, BaseException]]:
         errors["backend ended"] = raised_by(lambda: victim.cursor().execute("SELECT 1"))
         errors["connection already closed"] = raised_by(lambda: victim.cursor().execute("SELECT 1"))
         with watcher.cursor() as cur:
-            cur.execute("SET statement_timeout = 1")
-            errors["statement timeout"] = raised_by(lambda: cur.execute("SELECT pg_sleep(1)"))
-            cur.execute("RESET statement_timeout")
+            # SET LOCAL, undone by the ROLLBACK: a session-level 1 ms timeout could
+            # cancel its own RESET on a loaded server (seen in CI).
+            cur.execute("BEGIN")
+            cur.execute("SET LOCAL statement_timeout = 100")
+            errors["statement timeout"] = raised_by(lambda: cur.execute("SELECT pg_sleep(5)"))
+            cur.execute("ROLLBACK")
             errors["unique violation"] = raised_by(
                 lambda: cur.execute(
                     "CREATE TEMP TABLE t (i int UNIQUE); INSERT INTO t VALUES (1), (1)"
