@@ -160,10 +160,10 @@ def flags_plan(args: argparse.Namespace, out: TextIO) -> int:
     store = get_runtime().flags
     rows = []
     notes = []
-    ours = {"default", "file", "table", "env", "kill-switch"}
+    provided = {source.name for source in store.sources}  # sources whose flips pass no gate
     with get_runtime().engine.connect() as connection:
         for state in store.states():
-            if state.source not in ours and state.mode in (Mode.LIVE, Mode.ORM):
+            if state.source in provided and state.mode in (Mode.LIVE, Mode.ORM):
                 # A provider's flip passed no gate of ours: say whether it would have.
                 before = STAGES[STAGES.index(state.mode) - 1]
                 passed = gate(

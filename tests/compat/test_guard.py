@@ -29,10 +29,10 @@ from tests.fixtures.layer import Layer
 KEY = "user_sessions.get_session"
 
 
-def guard_once(url: str) -> subprocess.CompletedProcess[str]:
-    """`compat guard --once` in a process of its own, on the test's database."""
+def guard_once(url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`compat guard --once OPTIONS` in a process of its own, on the test's database."""
     return subprocess.run(
-        [sys.executable, "-m", "compat", "guard", "--once"],
+        [sys.executable, "-m", "compat", "guard", "--once", *options],
         env={**os.environ, "DATABASE_URL": url},
         capture_output=True,
         text=True,
@@ -146,18 +146,6 @@ class TestTheGuard:
         assert len(guard_audit(observer)) == 1
 
 
-def guard_once_with(url: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """`compat guard --once OPTIONS` in a process of its own."""
-    return subprocess.run(
-        [sys.executable, "-m", "compat", "guard", "--once", *options],
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def failing_every(nth: int, side: Any) -> Any:
     """A side that raises a real database error on every ``nth`` call and serves the others."""
     calls = 0
@@ -174,6 +162,19 @@ def failing_every(nth: int, side: Any) -> Any:
         return side(*args)
 
     return serve
+
+
+def break_side(monkeypatch: pytest.MonkeyPatch, side: str, nth: int) -> None:
+    """KEY's ``side`` (``legacy`` or ``orm``) raises a real database error on every ``nth`` call."""
+    spec = REGISTRY[KEY]
+    broken = failing_every(nth, getattr(spec, side))
+    monkeypatch.setitem(REGISTRY, KEY, dataclasses.replace(spec, **{side: broken}))
+
+
+def into_orm(layer: Layer, observer: psycopg2.extensions.connection) -> None:
+    """KEY in orm in the shared table, and this process's flags read again."""
+    flip(observer, KEY, "orm")
+    layer.runtime.flags.refresh()
 
 
 def served_in_table(observer: psycopg2.extensions.connection, key: str) -> list[tuple[Any, ...]]:
@@ -215,16 +216,10 @@ class TestTheOrmGuard:
         observer: psycopg2.extensions.connection,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        spec = REGISTRY[KEY]
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, legacy=failing_every(4, spec.legacy))
-        )
+        break_side(monkeypatch, "legacy", 4)
         assert serve_calls(storing, observer, 8) == 2
-        flip(observer, KEY, "orm")
-        storing.runtime.flags.refresh()
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(2, spec.orm))
-        )
+        into_orm(storing, observer)
+        break_side(monkeypatch, "orm", 2)
         assert serve_calls(storing, observer, 6) == 3
         assert served_in_table(observer, KEY) == [
             ("legacy", "legacy", 8, 2, 0),
@@ -237,15 +232,11 @@ class TestTheOrmGuard:
         observer: psycopg2.extensions.connection,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        flip(observer, KEY, "orm")
-        storing.runtime.flags.refresh()
-        spec = REGISTRY[KEY]
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(5, spec.orm))
-        )
+        into_orm(storing, observer)
+        break_side(monkeypatch, "orm", 5)
         assert serve_calls(storing, observer, 30) == 6
 
-        ran = guard_once_with(storing.url, "--min-orm-calls", "30")
+        ran = guard_once(storing.url, "--min-orm-calls", "30")
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.startswith(
             f"{KEY}: orm -> live by compat guard: guard: ORM errors in 6 of 30 calls in orm (20.0%"
@@ -262,27 +253,19 @@ class TestTheOrmGuard:
         observer: psycopg2.extensions.connection,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        spec = REGISTRY[KEY]
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, legacy=failing_every(5, spec.legacy))
-        )
+        break_side(monkeypatch, "legacy", 5)
         assert serve_calls(storing, observer, 30) == 6  # legacy's baseline: 20%
-        flip(observer, KEY, "orm")
-        storing.runtime.flags.refresh()
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(4, spec.orm))
-        )
+        into_orm(storing, observer)
+        break_side(monkeypatch, "orm", 4)
         assert serve_calls(storing, observer, 28) == 7  # 25%: within max(2 x 20%, 21%)
 
-        ran = guard_once_with(storing.url, "--min-orm-calls", "20")
+        ran = guard_once(storing.url, "--min-orm-calls", "20")
         assert (ran.returncode, ran.stdout) == (0, "")
         assert mode_in_table(observer, KEY) == "orm"
 
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(1, spec.orm))
-        )
+        break_side(monkeypatch, "orm", 1)
         assert serve_calls(storing, observer, 40) == 40  # now 47 of 68: 69% > 40%
-        ran = guard_once_with(storing.url, "--min-orm-calls", "20")
+        ran = guard_once(storing.url, "--min-orm-calls", "20")
         assert "orm -> live by compat guard" in ran.stdout
         assert mode_in_table(observer, KEY) == "live"
 
@@ -292,24 +275,19 @@ class TestTheOrmGuard:
         observer: psycopg2.extensions.connection,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        flip(observer, KEY, "orm")
-        storing.runtime.flags.refresh()
-        spec = REGISTRY[KEY]
-        monkeypatch.setitem(
-            REGISTRY, KEY, dataclasses.replace(spec, orm=failing_every(2, spec.orm))
-        )
+        into_orm(storing, observer)
+        break_side(monkeypatch, "orm", 2)
         assert serve_calls(storing, observer, 10) == 5
 
-        assert guard_once_with(storing.url).stdout == ""  # 10 of the default 100 calls
+        assert guard_once(storing.url).stdout == ""  # 10 of the default 100 calls
         assert (
-            guard_once_with(storing.url, "--min-orm-calls", "user_sessions.list_sessions=5").stdout
-            == ""
+            guard_once(storing.url, "--min-orm-calls", "user_sessions.list_sessions=5").stdout == ""
         )
-        ran = guard_once_with(storing.url, "--min-orm-calls", f"{KEY}=10")
+        ran = guard_once(storing.url, "--min-orm-calls", f"{KEY}=10")
         assert "orm -> live by compat guard" in ran.stdout
 
     def test_an_unknown_key_in_a_limit_is_one_line_and_exit_2(self, storing: Layer) -> None:
-        ran = guard_once_with(storing.url, "--threshold", "user_sessions.nope=3")
+        ran = guard_once(storing.url, "--threshold", "user_sessions.nope=3")
         assert ran.returncode == 2
         assert ran.stdout == ""
         assert len(ran.stderr.splitlines()) == 1

@@ -43,8 +43,8 @@ def provider() -> Iterator[ChangingProvider]:
     api.clear_providers()
 
 
-def store_on(provider: ChangingProvider, environ: dict[str, str] | None = None) -> FlagStore:
-    del provider  # registered for the domain by the fixture
+def store_on(environ: dict[str, str] | None = None) -> FlagStore:
+    """A store reading the provider the ``provider`` fixture registered for the domain."""
     return FlagStore(
         REGISTRY, environ=environ or {}, sources=[OpenFeatureSource(api.get_client(DOMAIN))]
     )
@@ -55,7 +55,7 @@ class TestAnOpenFeatureSource:
         self, layer: Layer, provider: ChangingProvider
     ) -> None:
         provider.change({KEY: "live@10", OTHER: "shadow:0.25"})
-        states = by_key(store_on(provider).states())
+        states = by_key(store_on().states())
         assert states[KEY] == FlagState(KEY, Mode.LIVE, 1.0, "openfeature", 10.0)
         assert states[OTHER] == FlagState(OTHER, Mode.SHADOW, 0.25, "openfeature")
         assert states[THIRD] == FlagState(THIRD, Mode.LEGACY, 1.0, "default")
@@ -64,7 +64,7 @@ class TestAnOpenFeatureSource:
         self, layer: Layer, provider: ChangingProvider
     ) -> None:
         provider.change({KEY: "sideways", OTHER: "live:2", THIRD: "shadow"})
-        store = store_on(provider)
+        store = store_on()
         states = by_key(store.states())
         assert states[THIRD].mode is Mode.SHADOW
         assert states[KEY].mode is Mode.LEGACY
@@ -82,7 +82,7 @@ class TestAnOpenFeatureSource:
     ) -> None:
         provider.change({KEY: "orm", OTHER: "live"})
         flip(observer, KEY, "live")
-        states = by_key(store_on(provider).states())
+        states = by_key(store_on().states())
         assert (states[KEY].mode, states[KEY].source) == (Mode.LIVE, "table")
         assert (states[OTHER].mode, states[OTHER].source) == (Mode.LIVE, "openfeature")
 
@@ -94,7 +94,7 @@ class TestAnOpenFeatureSource:
             handle.write(f'[flags]\n"{KEY}" = "shadow"\n"{THIRD}" = "shadow"\n')
         provider.change({KEY: "live", OTHER: "live"})
         environ = {"COMPAT_FLAGS_FILE": path, "COMPAT_FLAGS": f"{OTHER}=legacy"}
-        states = by_key(store_on(provider, environ).states())
+        states = by_key(store_on(environ).states())
         assert (states[KEY].mode, states[KEY].source) == (Mode.LIVE, "openfeature")
         assert (states[THIRD].mode, states[THIRD].source) == (Mode.SHADOW, "file")
         assert (states[OTHER].mode, states[OTHER].source) == (Mode.LEGACY, "env")
@@ -103,7 +103,7 @@ class TestAnOpenFeatureSource:
         self, layer: Layer, provider: ChangingProvider
     ) -> None:
         provider.change({KEY: "shadow"})
-        store = store_on(provider)
+        store = store_on()
         assert store.resolve(KEY).mode is Mode.SHADOW
         provider.change({KEY: "live"})  # its configuration-changed event
         assert store.resolve(KEY).mode is Mode.LIVE
@@ -115,7 +115,7 @@ class TestAnOpenFeatureSource:
             raise ConnectionError("flag service unreachable")
 
         monkeypatch.setattr(provider, "resolve_string_details", broken)
-        store = store_on(provider)
+        store = store_on()
         assert store.resolve(KEY).mode is Mode.LEGACY
         assert store.problems
         assert all("flag service unreachable" in p for p in store.problems)
