@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from orm.models import UploadedFile, UserSession
 from orm.repositories import BaseRepository, Filter, FilterOp, Order
+from orm.repositories.mapping import describe
 from tests.orm.rows import (
     add_session,
     add_upload,
@@ -491,6 +492,16 @@ class TestListFilters:
         with pytest.raises(ValueError, match="offset must not be negative"):
             rows.list(offset=-1)
 
+    def test_a_limit_of_zero_returns_no_rows(
+        self, rows: SessionRows, connection: sa.Connection
+    ) -> None:
+        key = add_session(connection)
+        assert rows.list([Filter("uuid", "eq", key)], limit=0) == []
+
+    def test_takes_everything_but_the_filters_by_keyword_only(self, rows: SessionRows) -> None:
+        with pytest.raises(TypeError, match="positional argument"):
+            rows.list((), "name")  # type: ignore[call-arg]
+
 
 class TestListOrder:
     def test_breaks_ties_by_primary_key_ascending(
@@ -544,6 +555,8 @@ class TestPagination:
         ("-created_at",),
         ("uuid",),
         ("-uuid",),
+        # Sorts after "uuid", the primary key's name: ties must still fall to the key.
+        ("verification_attempts",),
     )
 
     @pytest.fixture
@@ -600,3 +613,20 @@ class TestPagination:
     def test_keyset_rejects_none_for_a_column_that_is_never_null(self, rows: SessionRows) -> None:
         with pytest.raises(ValueError, match="after= has None for uuid"):
             rows.list(order="name", after=("Ann", None))
+
+
+class _OtherBase(DeclarativeBase):
+    """Models of no table of ours: describe() reads only their mapping."""
+
+
+class _TwoColumnKey(_OtherBase):
+    __tablename__ = "two_column_key"
+
+    left: Mapped[int] = mapped_column(primary_key=True)
+    right: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TestDescribe:
+    def test_refuses_a_model_whose_primary_key_has_two_columns(self) -> None:
+        with pytest.raises(TypeError, match="needs a single-column primary key"):
+            describe(_TwoColumnKey)

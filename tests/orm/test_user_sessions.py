@@ -313,6 +313,27 @@ class TestListUuids:
         assert texts == [str(uuid.UUID(text)) for text in texts]  # lower case, hyphenated
 
 
+class TestStreamUuids:
+    """list_session_uuids' stream: batches of 10,000 from a server-side cursor"""
+
+    def test_hands_out_batches_of_at_most_ten_thousand_from_a_server_side_cursor(
+        self, user_sessions: UserSessionRepository, empty_tables: sa.Connection
+    ) -> None:
+        empty_tables.execute(
+            sa.text(
+                "INSERT INTO user_sessions (uuid, name) "
+                "SELECT gen_random_uuid(), 'Ann' FROM generate_series(1, 10001)"
+            )
+        )
+        sizes, cursors = [], []
+        for batch in user_sessions.rows.stream_uuids():
+            sizes.append(len(batch))
+            # The rows not handed out yet wait in the server, not in this process.
+            cursors.append(value(empty_tables, "SELECT count(*) FROM pg_cursors"))
+        assert sizes == [10_000, 1]
+        assert cursors[0] == 1
+
+
 class TestFindByEmail:
     """find_sessions_by_email"""
 
@@ -412,6 +433,13 @@ class TestListSessions:
         for _ in range(51):
             add_session(empty_tables)
         assert len(user_sessions.list_sessions()) == 50
+
+    def test_takes_its_arguments_by_keyword_only(
+        self, user_sessions: UserSessionRepository
+    ) -> None:
+        # list_sessions(10, 20) could mean limit and offset or offset and limit.
+        with pytest.raises(TypeError, match="positional argument"):
+            user_sessions.list_sessions(10, 20)  # type: ignore[call-arg]
 
     @pytest.mark.parametrize("verified", [True, False])
     def test_filters_on_verified(
