@@ -28,8 +28,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -82,6 +83,80 @@ class Mutant:
     diff: str
     #: Under tests/orm, for a parity survivor: killed, survived, timeout...
     second: str | None = None
+    #: Why it is equivalent, when mutation_equivalents.toml says it is.
+    equivalent: str | None = None
+
+    @property
+    def survived(self) -> bool:
+        """Whether it got through both stages (or through parity, with no second verdict)."""
+        return self.outcome in ("survived", "not reached") and self.second in (None, "survived")
+
+
+#: The mutants no caller can tell from the code as written, each with the reason.
+EQUIVALENTS: Final = Path(__file__).with_name("mutation_equivalents.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Equivalent:
+    """Mutants of ``operators`` (all, when empty) on every line of ``module`` reading ``line``."""
+
+    module: str
+    line: str
+    operators: tuple[str, ...]
+    why: str
+
+    def covers(self, operator: str) -> bool:
+        name = operator.removeprefix("core/")
+        return not self.operators or any(name.startswith(op) for op in self.operators)
+
+
+def read_equivalents(text: str) -> list[Equivalent]:
+    """The entries of mutation_equivalents.toml: module, line (its text), operators, why."""
+    return [
+        Equivalent(
+            entry["module"], entry["line"].strip(), tuple(entry.get("operators", ())), entry["why"]
+        )
+        for entry in tomllib.loads(text)["equivalent"]
+    ]
+
+
+class Classifier:
+    """Which registered reason, if any, makes a mutant equivalent; lines matched by their text.
+
+    Matching the text, not the line number, keeps an entry right when code
+    above it moves; an entry whose line is gone matches nothing (and the
+    mutant counts as a survivor again).
+    """
+
+    def __init__(self, equivalents: list[Equivalent]) -> None:
+        self._by_line: dict[tuple[str, str], list[Equivalent]] = {}
+        for entry in equivalents:
+            self._by_line.setdefault((entry.module, entry.line), []).append(entry)
+        self._sources: dict[str, list[str]] = {}
+
+    def why(self, module: str, line: int, operator: str) -> str | None:
+        if module not in self._sources:
+            self._sources[module] = (ROOT / module).read_text().splitlines()
+        lines = self._sources[module]
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        for entry in self._by_line.get((module, text), []):
+            if entry.covers(operator):
+                return entry.why
+        return None
+
+
+def classifier() -> Classifier:
+    return Classifier(read_equivalents(EQUIVALENTS.read_text()))
+
+
+def marked_equivalent(session: Path) -> set[str]:
+    """The jobs whose mutant is registered as equivalent: a retest leaves their verdicts alone."""
+    with contextlib.closing(sqlite3.connect(session)) as db:
+        specs = db.execute(
+            "SELECT job_id, module_path, start_pos_row, operator_name FROM mutation_specs"
+        ).fetchall()
+    known = classifier()
+    return {job for job, module, line, operator in specs if known.why(module, line, operator)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,13 +193,17 @@ def run(workers: int, *, fresh: bool) -> None:
     for stage in STAGES:
         stage.config.write_text(_config(stage, ports))
     parity, orm = STAGES
+    kept: list[tuple[str, ...]] = []
     if fresh or not parity.session.exists():
         parity.session.unlink(missing_ok=True)
+        orm.session.unlink(missing_ok=True)
         _cosmic_ray("init", str(parity.config), str(parity.session), cwd=copies[0])
         skipped = skip_annotations(parity.session, copies[0])
         print(f"{skipped} mutants inside annotations skipped (never evaluated)")
     else:
-        _forget_survivors(parity.session)
+        _forget_survivors(parity.session, keep=marked_equivalent(parity.session))
+        # What tests/orm killed stays killed: the code under test is the same.
+        kept = _verdicts(orm.session, "KILLED") if orm.session.exists() else []
     missing = _baseline(parity, copies[0])
     unreached = mark_unreached(parity.session, copies[0], missing)
     print(f"{unreached} mutants on lines the parity tests never run: survived, without a run")
@@ -134,15 +213,43 @@ def run(workers: int, *, fresh: bool) -> None:
         _cosmic_ray("exec", str(parity.config), str(parity.session), cwd=copies[0])
         # What the parity tests let through, judged again by the ORM side's own tests.
         shutil.copy2(parity.session, orm.session)
-        _forget_survivors(orm.session)
+        _forget_survivors(orm.session, keep=marked_equivalent(orm.session))
+        _restore(orm.session, kept)
         _cosmic_ray("exec", str(orm.config), str(orm.session), cwd=copies[0])
     print(f"tested in {(time.monotonic() - started) / 60:.0f} min")
 
 
-def _forget_survivors(session: Path) -> None:
-    """Drop the survivors' verdicts: the next exec tests them (and every mutant without one)."""
+def _forget_survivors(session: Path, *, keep: set[str]) -> None:
+    """Drop the survivors' verdicts, but ``keep``'s: the next exec tests them (and every mutant
+    without one)."""
     with contextlib.closing(sqlite3.connect(session)) as db, db:
-        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        survivors = db.execute(
+            "SELECT job_id FROM work_results WHERE test_outcome = 'SURVIVED'"
+        ).fetchall()
+        db.executemany(
+            "DELETE FROM work_results WHERE job_id = ?",
+            [(job,) for (job,) in survivors if job not in keep],
+        )
+
+
+_RESULT_COLUMNS: Final = "job_id, worker_outcome, output, test_outcome, diff"
+
+
+def _verdicts(session: Path, outcome: str) -> list[tuple[str, ...]]:
+    with contextlib.closing(sqlite3.connect(session)) as db:
+        return db.execute(
+            f"SELECT {_RESULT_COLUMNS} FROM work_results WHERE test_outcome = ?",  # noqa: S608
+            (outcome,),
+        ).fetchall()
+
+
+def _restore(session: Path, verdicts: list[tuple[str, ...]]) -> None:
+    with contextlib.closing(sqlite3.connect(session)) as db, db:
+        db.executemany(
+            f"INSERT OR REPLACE INTO work_results ({_RESULT_COLUMNS}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?)",
+            verdicts,
+        )
 
 
 def _copy_tree(target: Path) -> Path:
@@ -342,11 +449,15 @@ def read_sessions() -> list[Mutant]:
     second = {}
     if orm.session.exists():
         second = {m.job_id: m.outcome for m in _read(orm.session)}
+    mutants = _read(parity.session)
+    known = classifier()
     return [
-        Mutant(m.job_id, m.module, m.line, m.operator, m.outcome, m.diff, second.get(m.job_id))
-        if m.outcome in ("survived", "not reached")
-        else m
-        for m in _read(parity.session)
+        replace(
+            m,
+            second=second.get(m.job_id) if m.outcome in ("survived", "not reached") else None,
+            equivalent=known.why(m.module, m.line, m.operator),
+        )
+        for m in mutants
     ]
 
 
@@ -381,12 +492,19 @@ def _outcome(worker: str | None, test: str | None, output: str) -> str:
 _JUDGED: Final = ("killed", "timeout", "survived", "not reached", "incompetent")
 
 
-def score(mutants: list[Mutant], *, second_opinion: bool) -> tuple[int, int]:
+def score(
+    mutants: list[Mutant], *, second_opinion: bool, without_equivalent: bool = False
+) -> tuple[int, int]:
     """(killed, judged): a timeout counts as killed; skipped and not run are not judged.
 
-    With ``second_opinion``, a parity survivor that tests/orm kills counts as killed.
+    With ``second_opinion``, a parity survivor that tests/orm kills counts as
+    killed; ``without_equivalent`` leaves the marked survivors out of both.
     """
-    judged = [m for m in mutants if m.outcome in _JUDGED]
+    judged = [
+        m
+        for m in mutants
+        if m.outcome in _JUDGED and not (without_equivalent and m.equivalent and m.survived)
+    ]
     survived = [
         m
         for m in judged
@@ -402,24 +520,47 @@ def summary(mutants: list[Mutant]) -> str:
         counts[mutant.outcome] = counts.get(mutant.outcome, 0) + 1
     detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     lines = []
-    for label, second_opinion in (("parity tests", False), ("then tests/orm", True)):
-        killed, judged = score(mutants, second_opinion=second_opinion)
+    for label, second_opinion, without_equivalent in (
+        ("parity tests", False, False),
+        ("then tests/orm", True, False),
+        ("then tests/orm, equivalent mutants left out", True, True),
+    ):
+        killed, judged = score(
+            mutants, second_opinion=second_opinion, without_equivalent=without_equivalent
+        )
         percent = 100 * killed / judged if judged else 0.0
         lines.append(f"{label}: {percent:.1f} % killed ({killed} of {judged})")
+    equivalent = [m for m in mutants if m.equivalent and m.survived]
+    lines.append(f"survivors registered as equivalent ({EQUIVALENTS.name}): {len(equivalent)}")
     return "\n".join([*lines, f"by the parity tests: {detail}"])
 
 
 def report(mutants: list[Mutant]) -> str:
     lines = [f"# Mutation run of {TARGET}", "", *summary(mutants).splitlines(), ""]
-    for outcome in ("survived", "not reached", "timeout", "incompetent", "not run"):
-        listed = [m for m in mutants if m.outcome == outcome]
+    judged = [m for m in mutants if m.outcome in _JUDGED]
+    groups = [
+        ("survived both stages", [m for m in judged if m.survived and not m.equivalent]),
+        *(
+            (f"equivalent: {why}", [m for m in judged if m.survived and m.equivalent == why])
+            for why in sorted({m.equivalent for m in judged if m.equivalent and m.survived})
+        ),
+        (
+            "registered as equivalent, yet killed (the entry covers more mutants than it must)",
+            [m for m in judged if m.equivalent and not m.survived],
+        ),
+        ("killed by tests/orm only", [m for m in judged if m.second in ("killed", "timeout")]),
+        ("timeout", [m for m in judged if m.outcome == "timeout"]),
+        ("not run", [m for m in mutants if m.outcome in ("not run", "worker exception")]),
+    ]
+    for title, listed in groups:
         if not listed:
             continue
-        lines += [f"## {outcome} ({len(listed)})", ""]
+        lines += [f"## {title} ({len(listed)})", ""]
         for mutant in listed:
             second = "" if mutant.second is None else f", tests/orm: {mutant.second}"
             lines += [
-                f"### {mutant.module}:{mutant.line} {mutant.operator} ({mutant.job_id}{second})",
+                f"### {mutant.module}:{mutant.line} {mutant.operator} "
+                f"({mutant.job_id}, parity: {mutant.outcome}{second})",
                 "",
                 "```diff",
                 mutant.diff.strip(),
