@@ -170,14 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument(
         "--retest-survivors",
         action="store_true",
-        help="keep the last run's verdicts; test its survivors (and what it did not reach) again",
+        help="keep the last run's kills; test its survivors (and what it did not reach) again",
+    )
+    what.add_argument(
+        "--retest-orm",
+        action="store_true",
+        help="keep the parity verdicts and tests/orm's kills; judge the rest by tests/orm again "
+        "(after a change to tests/orm alone)",
     )
     what.add_argument("--report", action="store_true", help="only report the last run")
     args = parser.parse_args(argv)
     if not args.report:
         if args.workers < 1:
             parser.error(f"--workers must be 1 or more, not {args.workers}")
-        run(args.workers, fresh=not args.retest_survivors)
+        if args.retest_orm and not STAGES[0].session.exists():
+            parser.error("--retest-orm needs a run whose parity stage finished")
+        start = "fresh" if not (args.retest_survivors or args.retest_orm) else "survivors"
+        run(args.workers, start="orm" if args.retest_orm else start)
     mutants = read_sessions()
     REPORT.write_text(report(mutants))
     print(summary(mutants))
@@ -185,32 +194,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(workers: int, *, fresh: bool) -> None:
-    """Copy the tree once per worker, make every mutant, test them: parity first, then tests/orm."""
+def run(workers: int, *, start: str) -> None:
+    """Copy the tree once per worker, make every mutant, test them: parity first, then tests/orm.
+
+    ``start`` is ``fresh`` (every mutant), ``survivors`` (keep the kills, judge
+    the rest again) or ``orm`` (keep the parity verdicts, judge their
+    survivors by tests/orm again).
+    """
     WORK.mkdir(exist_ok=True)
     copies = [_copy_tree(WORK / f"worker-{i}") for i in range(workers)]
     ports = [_free_port() for _ in copies]
     for stage in STAGES:
         stage.config.write_text(_config(stage, ports))
     parity, orm = STAGES
-    kept: list[tuple[str, ...]] = []
-    if fresh or not parity.session.exists():
+    # What tests/orm killed stays killed on a retest: the code under test is the same.
+    kept = _verdicts(orm.session, "KILLED") if start != "fresh" and orm.session.exists() else []
+    if start == "fresh" or not parity.session.exists():
         parity.session.unlink(missing_ok=True)
         orm.session.unlink(missing_ok=True)
         _cosmic_ray("init", str(parity.config), str(parity.session), cwd=copies[0])
         skipped = skip_annotations(parity.session, copies[0])
         print(f"{skipped} mutants inside annotations skipped (never evaluated)")
-    else:
+    elif start == "survivors":
         _forget_survivors(parity.session, keep=marked_equivalent(parity.session))
-        # What tests/orm killed stays killed: the code under test is the same.
-        kept = _verdicts(orm.session, "KILLED") if orm.session.exists() else []
-    missing = _baseline(parity, copies[0])
-    unreached = mark_unreached(parity.session, copies[0], missing)
-    print(f"{unreached} mutants on lines the parity tests never run: survived, without a run")
+    if start != "orm":
+        missing = _baseline(parity, copies[0])
+        unreached = mark_unreached(parity.session, copies[0], missing)
+        print(f"{unreached} mutants on lines the parity tests never run: survived, without a run")
     _baseline(orm, copies[0])
     with _workers(copies, ports):
         started = time.monotonic()
-        _cosmic_ray("exec", str(parity.config), str(parity.session), cwd=copies[0])
+        if start != "orm":
+            _cosmic_ray("exec", str(parity.config), str(parity.session), cwd=copies[0])
         # What the parity tests let through, judged again by the ORM side's own tests.
         shutil.copy2(parity.session, orm.session)
         _forget_survivors(orm.session, keep=marked_equivalent(orm.session))
