@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from orm.models import UploadedFile, UserSession
 from orm.repositories import BaseRepository, Filter, FilterOp, Order
 from orm.repositories.mapping import describe
+from orm.repositories.query import Shape, select_statement
 from tests.orm.rows import (
     add_session,
     add_upload,
@@ -591,7 +592,10 @@ class TestPagination:
         whole = uuids(rows.list(mine, order=order))
         walked: list[uuid.UUID] = []
         page = rows.list(mine, order=order, limit=3)
-        while page:
+        # Bounded: a keyset that hands back its last row again would page forever.
+        for _ in range(len(population)):
+            if not page:
+                break
             walked += uuids(page)
             page = rows.list(mine, order=order, limit=3, after=rows.sort_key(page[-1], order))
         assert walked == whole
@@ -609,6 +613,38 @@ class TestPagination:
             ValueError, match=r"after= needs one value per ordering column.*name, uuid"
         ):
             rows.list(order="name", after=("Ann",))
+
+    def test_keyset_rejects_a_key_longer_than_the_ordering(self, rows: SessionRows) -> None:
+        with pytest.raises(
+            ValueError, match=r"after= needs one value per ordering column.*name, uuid"
+        ):
+            rows.list(order="name", after=("Ann", uuid.uuid4(), "extra"))
+
+    @pytest.mark.parametrize(
+        ("order", "row_comparison"),
+        [
+            ((("verification_attempts", False), ("uuid", False)), True),
+            ((("verification_attempts", True), ("uuid", True)), True),
+            ((("verification_attempts", True), ("uuid", False)), False),  # two directions
+            ((("email", False), ("uuid", False)), False),  # email may be NULL
+        ],
+    )
+    def test_keyset_compares_rows_where_an_index_can_serve_it(
+        self, order: tuple[tuple[str, bool], ...], row_comparison: bool
+    ) -> None:
+        # One direction and no NULLs: (a, b) > (:k0, :k1), which an index on (a, b) serves.
+        shape = Shape(
+            count=False,
+            filters=(),
+            order=order,
+            limit=False,
+            offset=False,
+            after_nulls=(False,) * len(order),
+        )
+        sql = str(select_statement(describe(UserSession), shape))
+        columns = ", ".join(f"user_sessions.{key}" for key, _ in order)
+        expected = f"({columns}) {'<' if order[0][1] else '>'} (:k0, :k1)"
+        assert (expected in sql) is row_comparison
 
     def test_keyset_rejects_none_for_a_column_that_is_never_null(self, rows: SessionRows) -> None:
         with pytest.raises(ValueError, match="after= has None for uuid"):
