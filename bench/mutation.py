@@ -508,17 +508,24 @@ _JUDGED: Final = ("killed", "timeout", "survived", "not reached", "incompetent")
 
 
 def score(
-    mutants: list[Mutant], *, second_opinion: bool, without_equivalent: bool = False
+    mutants: list[Mutant],
+    *,
+    second_opinion: bool,
+    without_equivalent: bool = False,
+    reached_only: bool = False,
 ) -> tuple[int, int]:
     """(killed, judged): a timeout counts as killed; skipped and not run are not judged.
 
     With ``second_opinion``, a parity survivor that tests/orm kills counts as
-    killed; ``without_equivalent`` leaves the marked survivors out of both.
+    killed; ``without_equivalent`` leaves the registered survivors out of both;
+    ``reached_only`` the mutants on lines the parity tests never run.
     """
     judged = [
         m
         for m in mutants
-        if m.outcome in _JUDGED and not (without_equivalent and m.equivalent and m.survived)
+        if m.outcome in _JUDGED
+        and not (without_equivalent and m.equivalent and m.survived)
+        and not (reached_only and m.outcome == "not reached")
     ]
     survived = [
         m
@@ -529,19 +536,33 @@ def score(
     return len(judged) - len(survived), len(judged)
 
 
+#: The score lines: what kills, and what is left out of the count.
+_SCORES: Final[tuple[tuple[str, dict[str, bool]], ...]] = (
+    ("parity tests", {}),
+    (
+        "parity tests, on the lines they run, equivalent mutants left out",
+        {"without_equivalent": True, "reached_only": True},
+    ),
+    ("then tests/orm", {"second_opinion": True}),
+    (
+        "then tests/orm, equivalent mutants left out",
+        {"second_opinion": True, "without_equivalent": True},
+    ),
+)
+
+
 def summary(mutants: list[Mutant]) -> str:
     counts: dict[str, int] = {}
     for mutant in mutants:
         counts[mutant.outcome] = counts.get(mutant.outcome, 0) + 1
     detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     lines = []
-    for label, second_opinion, without_equivalent in (
-        ("parity tests", False, False),
-        ("then tests/orm", True, False),
-        ("then tests/orm, equivalent mutants left out", True, True),
-    ):
+    for label, options in _SCORES:
         killed, judged = score(
-            mutants, second_opinion=second_opinion, without_equivalent=without_equivalent
+            mutants,
+            second_opinion=options.get("second_opinion", False),
+            without_equivalent=options.get("without_equivalent", False),
+            reached_only=options.get("reached_only", False),
         )
         percent = 100 * killed / judged if judged else 0.0
         lines.append(f"{label}: {percent:.1f} % killed ({killed} of {judged})")
