@@ -89,7 +89,7 @@ class Mutant:
     @property
     def survived(self) -> bool:
         """Whether it got through both stages (or through parity, with no second verdict)."""
-        return self.outcome in ("survived", "not reached") and self.second in (None, "survived")
+        return self.outcome in ("survived", "not reached") and self.second not in _KILLED
 
 
 #: The mutants no caller can tell from the code as written, each with the reason.
@@ -504,6 +504,8 @@ def _outcome(worker: str | None, test: str | None, output: str) -> str:
     return test.lower()
 
 
+#: What a second opinion must say for a parity survivor to count as killed (not "not run").
+_KILLED: Final = ("killed", "timeout", "incompetent")
 _JUDGED: Final = ("killed", "timeout", "survived", "not reached", "incompetent")
 
 
@@ -531,7 +533,7 @@ def score(
         m
         for m in judged
         if m.outcome in ("survived", "not reached")
-        and (not second_opinion or m.second in (None, "survived"))
+        and (not second_opinion or m.second not in _KILLED)
     ]
     return len(judged) - len(survived), len(judged)
 
