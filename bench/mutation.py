@@ -85,6 +85,8 @@ class Mutant:
     second: str | None = None
     #: Why it is equivalent, when mutation_equivalents.toml says it is.
     equivalent: str | None = None
+    #: The function (or class) it is in, as cosmic-ray names it.
+    function: str = ""
 
     @property
     def survived(self) -> bool:
@@ -98,14 +100,21 @@ EQUIVALENTS: Final = Path(__file__).with_name("mutation_equivalents.toml")
 
 @dataclass(frozen=True, slots=True)
 class Equivalent:
-    """Mutants of ``operators`` (all, when empty) on every line of ``module`` reading ``line``."""
+    """Mutants of ``operators`` (all, when empty) on every line of ``module`` reading ``line``.
+
+    With ``function``, only on such lines inside that function (a ``*,`` line
+    is in many signatures).
+    """
 
     module: str
     line: str
     operators: tuple[str, ...]
     why: str
+    function: str | None = None
 
-    def covers(self, operator: str) -> bool:
+    def covers(self, operator: str, function: str) -> bool:
+        if self.function is not None and self.function != function:
+            return False
         name = operator.removeprefix("core/")
         return not self.operators or any(name.startswith(op) for op in self.operators)
 
@@ -114,7 +123,11 @@ def read_equivalents(text: str) -> list[Equivalent]:
     """The entries of mutation_equivalents.toml: module, line (its text), operators, why."""
     return [
         Equivalent(
-            entry["module"], entry["line"].strip(), tuple(entry.get("operators", ())), entry["why"]
+            entry["module"],
+            entry["line"].strip(),
+            tuple(entry.get("operators", ())),
+            entry["why"],
+            entry.get("function"),
         )
         for entry in tomllib.loads(text)["equivalent"]
     ]
@@ -134,13 +147,13 @@ class Classifier:
             self._by_line.setdefault((entry.module, entry.line), []).append(entry)
         self._sources: dict[str, list[str]] = {}
 
-    def why(self, module: str, line: int, operator: str) -> str | None:
+    def why(self, module: str, line: int, operator: str, function: str = "") -> str | None:
         if module not in self._sources:
             self._sources[module] = (ROOT / module).read_text().splitlines()
         lines = self._sources[module]
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         for entry in self._by_line.get((module, text), []):
-            if entry.covers(operator):
+            if entry.covers(operator, function):
                 return entry.why
         return None
 
@@ -153,10 +166,11 @@ def marked_equivalent(session: Path) -> set[str]:
     """The jobs whose mutant is registered as equivalent: a retest leaves their verdicts alone."""
     with contextlib.closing(sqlite3.connect(session)) as db:
         specs = db.execute(
-            "SELECT job_id, module_path, start_pos_row, operator_name FROM mutation_specs"
+            "SELECT job_id, module_path, start_pos_row, operator_name, definition_name "
+            "FROM mutation_specs"
         ).fetchall()
     known = classifier()
-    return {job for job, module, line, operator in specs if known.why(module, line, operator)}
+    return {job for job, *where in specs if known.why(*where)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,7 +341,7 @@ def _baseline(stage: Stage, copy: Path) -> dict[str, set[int]]:
     done = subprocess.run(covered, cwd=copy, env=env, check=False)
     if done.returncode != 0:
         sys.exit(f"{stage.tests} fails without any mutant (exit {done.returncode}); fix that first")
-    report = WORK / f"{stage.name}.coverage.json"
+    report = WORK / f"{stage.name}-coverage.json"
     subprocess.run(
         [python, "-m", "coverage", "json", "-q", "-o", str(report)], cwd=copy, env=env, check=True
     )
@@ -470,7 +484,7 @@ def read_sessions() -> list[Mutant]:
         replace(
             m,
             second=second.get(m.job_id) if m.outcome in ("survived", "not reached") else None,
-            equivalent=known.why(m.module, m.line, m.operator),
+            equivalent=known.why(m.module, m.line, m.operator, m.function),
         )
         for m in mutants
     ]
@@ -479,14 +493,22 @@ def read_sessions() -> list[Mutant]:
 def _read(session: Path) -> list[Mutant]:
     with contextlib.closing(sqlite3.connect(session)) as db:
         rows = db.execute(
-            "SELECT s.job_id, s.module_path, s.start_pos_row, s.operator_name, "
+            "SELECT s.job_id, s.module_path, s.start_pos_row, s.operator_name, s.definition_name, "
             "r.worker_outcome, r.test_outcome, r.output, r.diff "
             "FROM mutation_specs s LEFT JOIN work_results r USING (job_id) "
             "ORDER BY s.module_path, s.start_pos_row, s.start_pos_col, s.operator_name"
         ).fetchall()
     return [
-        Mutant(job, module, line, operator, _outcome(worker, test, output or ""), diff or "")
-        for job, module, line, operator, worker, test, output, diff in rows
+        Mutant(
+            job,
+            module,
+            line,
+            operator,
+            _outcome(worker, test, output or ""),
+            diff or "",
+            function=function or "",
+        )
+        for job, module, line, operator, function, worker, test, output, diff in rows
     ]
 
 

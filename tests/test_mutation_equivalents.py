@@ -47,3 +47,11 @@ class TestClassifier:
         assert read_equivalents(text) == [
             Equivalent("m.py", "x = 1", ("NumberReplacer",), "because")
         ]
+
+    def test_an_entry_with_a_function_covers_that_function_alone(self) -> None:
+        text = "@functools.lru_cache(maxsize=512)"
+        entry = Equivalent(self.MODULE, text, (), "cache", function="select_statement")
+        known = Classifier([entry])
+        line = self.line_of(text)
+        assert known.why(self.MODULE, line, "core/NumberReplacer", "select_statement") == "cache"
+        assert known.why(self.MODULE, line, "core/NumberReplacer", "other") is None

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from orm.models import UploadedFile, UserSession
 from orm.repositories import BaseRepository, Filter, FilterOp, Order
+from orm.repositories.bulk import copy_batches
 from orm.repositories.mapping import describe
 from orm.repositories.query import Shape, select_statement
 from tests.orm.rows import (
@@ -178,6 +179,27 @@ class TestCreate:
         assert old is new  # the identity map's instance, overwritten with the new row
 
 
+class TestCoreReadsInTheSession:
+    """Reads that skip Session.execute still behave as if they went through it."""
+
+    def test_a_read_sends_what_the_session_has_pending_first(
+        self, rows: SessionRows, session: Session
+    ) -> None:
+        pending = UserSession(uuid=uuid.uuid4(), name="Pending")
+        session.add(pending)
+        assert rows.exists(pending.uuid) is True  # the autoflush Session.execute would do
+
+    def test_after_a_failed_flush_a_read_asks_for_the_rollback_first(
+        self, rows: SessionRows, session: Session, connection: sa.Connection
+    ) -> None:
+        key = add_session(connection)
+        session.add(UserSession(uuid=key, name="Again"))
+        with pytest.raises(IntegrityError):
+            session.flush()
+        with pytest.raises(PendingRollbackError):
+            rows.exists(key)
+
+
 class TestCreateMany:
     def test_inserts_every_row_and_returns_how_many(
         self, rows: SessionRows, connection: sa.Connection
@@ -288,6 +310,12 @@ class TestCreateMany:
         with pytest.raises(IntegrityError) as raised:
             rows.create_many([{"uuid": key, "name": "Again"}])
         assert getattr(raised.value.orig, "pgcode", None) == "23505"
+
+    def test_sends_a_long_run_of_rows_in_copies_of_ten_thousand(self) -> None:
+        rows = [{"uuid": uuid.uuid4(), "name": "Ann"} for _ in range(10_001)]
+        batches = copy_batches(describe(UserSession), rows, "create_many")
+        assert [batch.rows for batch in batches] == [10_000, 1]
+        assert [batch.data.count("\n") for batch in batches] == [10_000, 1]
 
     def test_sends_pending_instances_first(
         self, rows: SessionRows, session: Session, connection: sa.Connection

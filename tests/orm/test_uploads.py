@@ -257,3 +257,9 @@ class TestStats:
     def test_rejects_a_negative_limit(self, uploads: UploadedFileRepository) -> None:
         with pytest.raises(ValueError, match="stats: limit must not be negative"):
             uploads.stats(-1)
+
+    def test_a_limit_of_zero_lists_nothing(
+        self, uploads: UploadedFileRepository, empty_tables: sa.Connection
+    ) -> None:
+        add_upload(empty_tables, add_session(empty_tables))
+        assert uploads.stats(0) == []
