@@ -164,6 +164,14 @@ class TestCreate:
         ):
             rows.create(uuid=uuid.uuid4(), name="Ann", nickname="A")
 
+    def test_takes_none_for_a_uuid_column_as_null_which_the_database_refuses_here(
+        self, rows: SessionRows
+    ) -> None:
+        # None means NULL for every column, a uuid's too: the NOT NULL is the database's to say.
+        with pytest.raises(IntegrityError) as raised:
+            rows.create(uuid=None, name="Ann")
+        assert getattr(raised.value.orig, "pgcode", None) == "23502"
+
     def test_rejects_a_value_of_the_wrong_type(self, rows: SessionRows) -> None:
         with pytest.raises(TypeError, match="verification_attempts takes int, not bool"):
             rows.create(uuid=uuid.uuid4(), name="Ann", verification_attempts=True)
@@ -670,9 +678,9 @@ class TestPagination:
             after_nulls=(False,) * len(order),
         )
         sql = str(select_statement(describe(UserSession), shape))
-        columns = ", ".join(f"user_sessions.{key}" for key, _ in order)
-        expected = f"({columns}) {'<' if order[0][1] else '>'} (:k0, :k1)"
-        assert (expected in sql) is row_comparison
+        row = "(" + ", ".join(f"user_sessions.{key}" for key, _ in order) + ")"
+        compared = [op for op in "<>" if f"{row} {op} (:k0, :k1)" in sql]
+        assert compared == (["<" if order[0][1] else ">"] if row_comparison else [])
 
     def test_keyset_rejects_none_for_a_column_that_is_never_null(self, rows: SessionRows) -> None:
         with pytest.raises(ValueError, match="after= has None for uuid"):
@@ -688,6 +696,16 @@ class _TwoColumnKey(_OtherBase):
 
     left: Mapped[int] = mapped_column(primary_key=True)
     right: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TestColumnInfo:
+    def test_a_mismatch_is_none_for_none_and_for_a_value_of_the_columns_type(self) -> None:
+        name = describe(UserSession).columns["name"]
+        assert name.mismatch(None) is None
+        assert name.mismatch("Ann") is None
+        assert name.mismatch(1) == (
+            "name takes str, not int; convert it before calling (a uuid: uuid.UUID(text))"
+        )
 
 
 class TestDescribe:

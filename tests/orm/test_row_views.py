@@ -149,6 +149,14 @@ class TestUploadedFileRows:
 
 
 class TestEmailVerificationRows:
+    def test_rows_of_a_repository_share_its_session(
+        self, session: Session, connection: sa.Connection
+    ) -> None:
+        key = add_session(connection, verification_code="123456")
+        state = EmailVerificationRepository(session).rows.get(key)
+        assert isinstance(state, Row)
+        assert state.verification_code == "123456"
+
     def test_get_returns_the_verification_state_alone(
         self, session: Session, connection: sa.Connection
     ) -> None:
