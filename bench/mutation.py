@@ -1,18 +1,22 @@
-"""Mutation testing (not a test): cosmic-ray mutates orm/repositories, the parity tests judge.
+"""Mutation testing (not a test): cosmic-ray mutates orm/repositories, the tests judge.
 
 Run from the repository root, after ``pip install -e '.[test,dev,mutation]'``:
 
-    python -m bench.mutation               # every mutant (about 45 minutes on 2 cores)
-    python -m bench.mutation --workers 1   # one mutant at a time
-    python -m bench.mutation --report      # the last run's score and survivors again
+    python -m bench.mutation                      # every mutant (about 50 minutes on 2 cores)
+    python -m bench.mutation --workers 1          # one mutant at a time
+    python -m bench.mutation --retest-survivors   # keep the kills, judge the survivors again
+    python -m bench.mutation --retest-orm         # the same, by tests/orm alone
+    python -m bench.mutation --report             # the last run's score and survivors again
 
 Each mutant is one change to one module of orm/repositories (an operator, a
 constant, a removed decorator...), applied in a copy of the work tree under
 ``mutants/`` (never here), and judged by ``pytest -x tests/parity`` in that
-copy: killed when a parity test fails, survived when all pass. Changes inside
-annotations are never run (``from __future__ import annotations``) and are
-skipped, not counted. The score, the survivors and their diffs go to
-``mutants/report.md``; docs/mutation.md explains each survivor.
+copy: killed when a parity test fails, survived when all pass. What parity lets
+through is judged again by ``pytest -x tests/orm``. Changes inside annotations
+are never run (``from __future__ import annotations``) and are skipped, not
+counted; survivors registered in mutation_equivalents.toml are left out of the
+last score. The score, the survivors and their diffs go to
+``mutants/report.md``; docs/mutation.md explains the rest.
 """
 
 from __future__ import annotations
