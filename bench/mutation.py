@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -119,8 +120,7 @@ class Equivalent:
     def covers(self, operator: str, function: str) -> bool:
         if self.function is not None and self.function != function:
             return False
-        name = operator.removeprefix("core/")
-        return not self.operators or any(name.startswith(op) for op in self.operators)
+        return not self.operators or operator.removeprefix("core/") in self.operators
 
 
 def read_equivalents(text: str) -> list[Equivalent]:
@@ -145,36 +145,38 @@ class Classifier:
     mutant counts as a survivor again).
     """
 
-    def __init__(self, equivalents: list[Equivalent]) -> None:
+    def __init__(self, equivalents: list[Equivalent], source: Path = ROOT) -> None:
         self._by_line: dict[tuple[str, str], list[Equivalent]] = {}
         for entry in equivalents:
             self._by_line.setdefault((entry.module, entry.line), []).append(entry)
+        self.entries = equivalents
+        self._source = source
         self._sources: dict[str, list[str]] = {}
+        #: The entries that covered a mutant so far: the others are stale or misspelt.
+        self.used: set[Equivalent] = set()
 
     def why(self, module: str, line: int, operator: str, function: str = "") -> str | None:
         if module not in self._sources:
-            self._sources[module] = (ROOT / module).read_text().splitlines()
+            self._sources[module] = (self._source / module).read_text().splitlines()
         lines = self._sources[module]
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         for entry in self._by_line.get((module, text), []):
             if entry.covers(operator, function):
+                self.used.add(entry)
                 return entry.why
         return None
 
 
 def classifier() -> Classifier:
-    return Classifier(read_equivalents(EQUIVALENTS.read_text()))
+    """The registered equivalents, matched against the code the last run mutated.
 
-
-def marked_equivalent(session: Path) -> set[str]:
-    """The jobs whose mutant is registered as equivalent: a retest leaves their verdicts alone."""
-    with contextlib.closing(sqlite3.connect(session)) as db:
-        specs = db.execute(
-            "SELECT job_id, module_path, start_pos_row, operator_name, definition_name "
-            "FROM mutation_specs"
-        ).fetchall()
-    known = classifier()
-    return {job for job, *where in specs if known.why(*where)}
+    That is the run's copy of the tree (its line numbers are the ones the
+    sessions hold), or the work tree before any run.
+    """
+    run_copy = WORK / "worker-0"
+    return Classifier(
+        read_equivalents(EQUIVALENTS.read_text()), run_copy if run_copy.exists() else ROOT
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument(
         "--retest-survivors",
         action="store_true",
-        help="keep the last run's kills; test its survivors (and what it did not reach) again",
+        help="keep the last run's kills; test its survivors (and what it did not reach) again "
+        "(after adding tests: a kill by a test since weakened would stand)",
     )
     what.add_argument(
         "--retest-orm",
@@ -205,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--retest-orm needs a run whose parity stage finished")
         start = "fresh" if not (args.retest_survivors or args.retest_orm) else "survivors"
         run(args.workers, start="orm" if args.retest_orm else start)
-    mutants = read_sessions()
-    REPORT.write_text(report(mutants))
-    print(summary(mutants))
+    known = classifier()
+    mutants = read_sessions(known)
+    unused = [entry for entry in known.entries if entry not in known.used]
+    REPORT.write_text(report(mutants, unused))
+    print(summary(mutants, unused))
     print(f"survivors and their diffs: {REPORT.relative_to(ROOT)}")
     return 0
 
@@ -225,6 +230,7 @@ def run(workers: int, *, start: str) -> None:
     for stage in STAGES:
         stage.config.write_text(_config(stage, ports))
     parity, orm = STAGES
+    _check_fingerprint(copies[0], fresh=start == "fresh" or not parity.session.exists())
     # What tests/orm killed stays killed on a retest: the code under test is the same.
     kept = _verdicts(orm.session, "KILLED") if start != "fresh" and orm.session.exists() else []
     if start == "fresh" or not parity.session.exists():
@@ -234,7 +240,7 @@ def run(workers: int, *, start: str) -> None:
         skipped = skip_annotations(parity.session, copies[0])
         print(f"{skipped} mutants inside annotations skipped (never evaluated)")
     elif start == "survivors":
-        _forget_survivors(parity.session, keep=marked_equivalent(parity.session))
+        _forget_survivors(parity.session)
     if start != "orm":
         missing = _baseline(parity, copies[0])
         unreached = mark_unreached(parity.session, copies[0], missing)
@@ -246,23 +252,36 @@ def run(workers: int, *, start: str) -> None:
             _cosmic_ray("exec", str(parity.config), str(parity.session), cwd=copies[0])
         # What the parity tests let through, judged again by the ORM side's own tests.
         shutil.copy2(parity.session, orm.session)
-        _forget_survivors(orm.session, keep=marked_equivalent(orm.session))
+        _forget_survivors(orm.session)
         _restore(orm.session, kept)
         _cosmic_ray("exec", str(orm.config), str(orm.session), cwd=copies[0])
     print(f"tested in {(time.monotonic() - started) / 60:.0f} min")
 
 
-def _forget_survivors(session: Path, *, keep: set[str]) -> None:
-    """Drop the survivors' verdicts, but ``keep``'s: the next exec tests them (and every mutant
-    without one)."""
-    with contextlib.closing(sqlite3.connect(session)) as db, db:
-        survivors = db.execute(
-            "SELECT job_id FROM work_results WHERE test_outcome = 'SURVIVED'"
-        ).fetchall()
-        db.executemany(
-            "DELETE FROM work_results WHERE job_id = ?",
-            [(job,) for (job,) in survivors if job not in keep],
+def _fingerprint(tree: Path) -> str:
+    """A digest of the code under test in ``tree``: what the sessions' positions refer to."""
+    digest = hashlib.sha256()
+    for path in sorted((tree / TARGET).rglob("*.py")):
+        digest.update(path.relative_to(tree).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _check_fingerprint(copy: Path, *, fresh: bool) -> None:
+    """Refuse a retest once the code under test changed: its mutants would be other mutants."""
+    recorded = WORK / "target.sha256"
+    current = _fingerprint(copy)
+    if not fresh and recorded.exists() and recorded.read_text().strip() != current:
+        sys.exit(
+            f"{TARGET} changed since the run whose verdicts a retest keeps; "
+            "start a fresh run: python -m bench.mutation"
         )
+    recorded.write_text(current + "\n")
+
+
+def _forget_survivors(session: Path) -> None:
+    """Drop the survivors' verdicts, registered equivalents' too: the next exec tests them."""
+    with contextlib.closing(sqlite3.connect(session)) as db, db:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
 
 
 _RESULT_COLUMNS: Final = "job_id, worker_outcome, output, test_outcome, diff"
@@ -473,7 +492,7 @@ def skip_annotations(session: Path, copy: Path) -> int:
     return len(inside)
 
 
-def read_sessions() -> list[Mutant]:
+def read_sessions(known: Classifier) -> list[Mutant]:
     """Every mutant, with its parity verdict and, for a parity survivor, the tests/orm one."""
     parity, orm = STAGES
     if not parity.session.exists():
@@ -483,7 +502,6 @@ def read_sessions() -> list[Mutant]:
     if orm.session.exists():
         second = {m.job_id: m.outcome for m in _read(orm.session)}
     mutants = _read(parity.session)
-    known = classifier()
     return [
         replace(
             m,
@@ -579,7 +597,7 @@ _SCORES: Final[tuple[tuple[str, dict[str, bool]], ...]] = (
 )
 
 
-def summary(mutants: list[Mutant]) -> str:
+def summary(mutants: list[Mutant], unused: list[Equivalent]) -> str:
     counts: dict[str, int] = {}
     for mutant in mutants:
         counts[mutant.outcome] = counts.get(mutant.outcome, 0) + 1
@@ -596,11 +614,19 @@ def summary(mutants: list[Mutant]) -> str:
         lines.append(f"{label}: {percent:.1f} % killed ({killed} of {judged})")
     equivalent = [m for m in mutants if m.equivalent and m.survived]
     lines.append(f"survivors registered as equivalent ({EQUIVALENTS.name}): {len(equivalent)}")
+    if unused:
+        lines.append(
+            f"entries that cover no mutant (stale or misspelt, listed below): {len(unused)}"
+        )
     return "\n".join([*lines, f"by the parity tests: {detail}"])
 
 
-def report(mutants: list[Mutant]) -> str:
-    lines = [f"# Mutation run of {TARGET}", "", *summary(mutants).splitlines(), ""]
+def report(mutants: list[Mutant], unused: list[Equivalent]) -> str:
+    lines = [f"# Mutation run of {TARGET}", "", *summary(mutants, unused).splitlines(), ""]
+    if unused:
+        lines += ["## entries that cover no mutant", ""]
+        lines += [f"- {entry.module}: `{entry.line}` {list(entry.operators)}" for entry in unused]
+        lines.append("")
     judged = [m for m in mutants if m.outcome in _JUDGED]
     groups = [
         ("survived both stages", [m for m in judged if m.survived and not m.equivalent]),
@@ -612,7 +638,7 @@ def report(mutants: list[Mutant]) -> str:
             "registered as equivalent, yet killed (the entry covers more mutants than it must)",
             [m for m in judged if m.equivalent and not m.survived],
         ),
-        ("killed by tests/orm only", [m for m in judged if m.second in ("killed", "timeout")]),
+        ("killed by tests/orm only", [m for m in judged if m.second in _KILLED]),
         ("timeout", [m for m in judged if m.outcome == "timeout"]),
         ("not run", [m for m in mutants if m.outcome in ("not run", "worker exception")]),
     ]

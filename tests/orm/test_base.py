@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from orm.models import UploadedFile, UserSession
 from orm.repositories import BaseRepository, Filter, FilterOp, Order
@@ -685,30 +685,3 @@ class TestPagination:
     def test_keyset_rejects_none_for_a_column_that_is_never_null(self, rows: SessionRows) -> None:
         with pytest.raises(ValueError, match="after= has None for uuid"):
             rows.list(order="name", after=("Ann", None))
-
-
-class _OtherBase(DeclarativeBase):
-    """Models of no table of ours: describe() reads only their mapping."""
-
-
-class _TwoColumnKey(_OtherBase):
-    __tablename__ = "two_column_key"
-
-    left: Mapped[int] = mapped_column(primary_key=True)
-    right: Mapped[int] = mapped_column(primary_key=True)
-
-
-class TestColumnInfo:
-    def test_a_mismatch_is_none_for_none_and_for_a_value_of_the_columns_type(self) -> None:
-        name = describe(UserSession).columns["name"]
-        assert name.mismatch(None) is None
-        assert name.mismatch("Ann") is None
-        assert name.mismatch(1) == (
-            "name takes str, not int; convert it before calling (a uuid: uuid.UUID(text))"
-        )
-
-
-class TestDescribe:
-    def test_refuses_a_model_whose_primary_key_has_two_columns(self) -> None:
-        with pytest.raises(TypeError, match="needs a single-column primary key"):
-            describe(_TwoColumnKey)
