@@ -2,7 +2,7 @@
 
 Run from the repository root, after ``pip install -e '.[test,dev,mutation]'``:
 
-    python -m bench.mutation                      # every mutant (about 50 minutes on 2 cores)
+    python -m bench.mutation                      # every mutant (about 55 minutes on 2 cores)
     python -m bench.mutation --workers 1          # one mutant at a time
     python -m bench.mutation --retest-survivors   # keep the kills, judge the survivors again
     python -m bench.mutation --retest-orm         # the same, by tests/orm alone
