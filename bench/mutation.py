@@ -556,7 +556,7 @@ _JUDGED: Final = ("killed", "timeout", "survived", "not reached", "incompetent")
 def score(
     mutants: list[Mutant],
     *,
-    second_opinion: bool,
+    second_opinion: bool = False,
     without_equivalent: bool = False,
     reached_only: bool = False,
 ) -> tuple[int, int]:
@@ -576,8 +576,7 @@ def score(
     survived = [
         m
         for m in judged
-        if m.outcome in ("survived", "not reached")
-        and (not second_opinion or m.second not in _KILLED)
+        if (m.survived if second_opinion else m.outcome in ("survived", "not reached"))
     ]
     return len(judged) - len(survived), len(judged)
 
@@ -604,12 +603,7 @@ def summary(mutants: list[Mutant], unused: list[Equivalent]) -> str:
     detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     lines = []
     for label, options in _SCORES:
-        killed, judged = score(
-            mutants,
-            second_opinion=options.get("second_opinion", False),
-            without_equivalent=options.get("without_equivalent", False),
-            reached_only=options.get("reached_only", False),
-        )
+        killed, judged = score(mutants, **options)
         percent = 100 * killed / judged if judged else 0.0
         lines.append(f"{label}: {percent:.1f} % killed ({killed} of {judged})")
     equivalent = [m for m in mutants if m.equivalent and m.survived]

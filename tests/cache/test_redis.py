@@ -14,8 +14,8 @@ import redis
 from compat import user_sessions
 from compat.runtime import build_runtime, reset_runtime
 from tests.cache.helpers import cache, new_session, wait_until
-from tests.fixtures.layer import Layer, Recorder, observer_connection, wired_layer
-from tests.fixtures.postgres import RUN, PgServer
+from tests.fixtures.layer import Layer, Recorder, layer_on_clone, observer_connection
+from tests.fixtures.postgres import PgServer
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
@@ -79,13 +79,10 @@ def redis_layer(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Layer]:
-    name = f"{RUN}_r{abs(hash(request.node.nodeid)) % 10**10}"
-    with (
-        pg_server.janitor(name, template=migrated_template),
-        wired_layer(pg_server.url(name), monkeypatch, cache_backend=redis_url) as wired,
-    ):
-        assert wired.runtime.cache.wait_ready(10), "the cache listener did not start"
-        yield wired
+    with layer_on_clone(
+        pg_server, migrated_template, request, monkeypatch, "r", cache_backend=redis_url
+    ) as layer:
+        yield layer
 
 
 def _name_of(session_uuid: str) -> str | None:

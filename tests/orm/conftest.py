@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -66,12 +67,19 @@ def standalone(fresh_database: str) -> Iterator[str]:
         dispose_engine()
 
 
-@pytest.fixture
-def outside(fresh_database: str) -> Iterator[sa.Connection]:
-    """An autocommit connection to the fresh database: arranges and sees only committed rows."""
-    engine = make_engine(fresh_database, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+@contextlib.contextmanager
+def autocommit_connection(url: str) -> Iterator[sa.Connection]:
+    """An autocommit connection to ``url``, on an engine of its own disposed after."""
+    engine = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
             yield conn
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def outside(fresh_database: str) -> Iterator[sa.Connection]:
+    """An autocommit connection to the fresh database: arranges and sees only committed rows."""
+    with autocommit_connection(fresh_database) as conn:
+        yield conn

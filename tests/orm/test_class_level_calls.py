@@ -29,7 +29,8 @@ from orm.repositories import (
     UploadedFileRepository,
     UserSessionRepository,
 )
-from tests.fixtures.postgres import PgServer, make_engine
+from tests.fixtures.postgres import PgServer
+from tests.orm.conftest import autocommit_connection
 from tests.orm.rows import add_session, add_upload, value
 
 pytestmark = pytest.mark.committed
@@ -54,12 +55,10 @@ def outside(pg_server: PgServer) -> Iterator[sa.Connection]:
         url = pg_server.url(name)
         patch.setenv("DATABASE_URL", url)
         dispose_engine()
-        engine = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
         try:
-            with engine.connect() as conn:
+            with autocommit_connection(url) as conn:
                 yield conn
         finally:
-            engine.dispose()
             dispose_engine()
 
 
